@@ -1,0 +1,109 @@
+"""``make bench``: measure, write bench/results.json, and refresh the table in docs/performance.md.
+
+Each measurement runs beside its bare-library baseline on the same bytes in the
+same run, so the ratio means something on any machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lxml import etree
+
+from greenlane.safexml import parse_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("GREENLANE_SHARED_DIR", REPO.parent / "shared")) / "corpus"
+RESULTS = REPO / "bench" / "results.json"
+DOC = REPO / "docs" / "performance.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+ROUNDS = 5
+TARGET_SECONDS = 1.0
+
+
+def _documents() -> list[bytes]:
+    return [p.read_bytes() for p in sorted((CORPUS / "ephyto").rglob("*")) if p.is_file()]
+
+
+def _rate(fn: Callable[[bytes], object], documents: list[bytes]) -> float:
+    """Documents per second: the median of several rounds of about a second each."""
+    fn(documents[0])
+    rates = []
+    for _ in range(ROUNDS):
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < TARGET_SECONDS:
+            for document in documents:
+                fn(document)
+            count += len(documents)
+        rates.append(count / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def _bare_parse(data: bytes) -> object:
+    return etree.fromstring(data)
+
+
+def measure() -> dict[str, object]:
+    documents = _documents()
+    bare = _rate(_bare_parse, documents)
+    hardened = _rate(parse_bytes, documents)
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
+        "lxml": ".".join(map(str, etree.LXML_VERSION)),
+        "libxml2": ".".join(map(str, etree.LIBXML_VERSION)),
+        "corpus_documents": len(documents),
+        "results": [
+            {
+                "name": "hardened XML reader (parse + limits + DOCTYPE refusal)",
+                "unit": "documents/s",
+                "value": round(hardened),
+                "baseline": "bare lxml etree.fromstring, same bytes",
+                "baseline_value": round(bare),
+                "ratio": round(hardened / bare, 3),
+            }
+        ],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _table(run: dict[str, object]) -> str:
+    lines = [
+        f"Measured {run['when']} on {run['machine']} (lxml {run['lxml']}, "
+        f"libxml2 {run['libxml2']}), peak RSS {run['peak_rss_mb']} MB.",
+        "",
+        "| measurement | value | baseline | baseline value | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    results = run["results"]
+    assert isinstance(results, list)
+    for r in results:
+        lines.append(
+            f"| {r['name']} | {r['value']:,} {r['unit']} | {r['baseline']} | "
+            f"{r['baseline_value']:,} {r['unit']} | {r['ratio']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    run = measure()
+    RESULTS.write_text(json.dumps(run, indent=2) + "\n")
+    text = DOC.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(f"{head}{BEGIN}\n{_table(run)}\n{END}{tail}")
+    print(_table(run))
+
+
+if __name__ == "__main__":
+    main()

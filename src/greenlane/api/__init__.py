@@ -1,0 +1,1 @@
+"""HTTP API: node-to-node exchange and the agencies' integration API."""

@@ -1,0 +1,1 @@
+"""The corridor agreement, matching, lanes and statistics."""

@@ -1,0 +1,1 @@
+"""Customs documents: manifest, export control result, import declaration, arrival, release."""

@@ -1,0 +1,1 @@
+"""Packaged code lists (with their attribution) that the product needs at run time."""

@@ -1,0 +1,1 @@
+"""Envelopes, outbox and inbox, delivery, receipts and tracking between nodes."""

@@ -1,0 +1,127 @@
+"""One typed settings object for the whole node, checked at start.
+
+Values come from, highest priority first: keyword arguments, ``GREENLANE_*``
+environment variables, the TOML file named by ``GREENLANE_SETTINGS_FILE``, and
+the defaults below. The ``development`` profile runs with the defaults and says
+loudly what is unsafe about them; ``production`` refuses to start with them.
+Every field is documented in ``docs/configuration.md`` (a test keeps it so).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from greenlane.errors import ConfigurationError
+
+DEVELOPMENT_SECRET = "development-only-secret-do-not-use-in-production"  # noqa: S105
+LIBXML2_TEXT_LIMIT = 10_000_000
+"""libxml2 refuses longer text nodes unless XML_PARSE_HUGE is set, which we never set."""
+
+SETTINGS_FILE_ENV = "GREENLANE_SETTINGS_FILE"
+
+
+class Settings(BaseSettings):
+    """The node's configuration; see docs/configuration.md for each field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GREENLANE_",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    profile: Literal["development", "production"] = "development"
+    settings_file: Path | None = None
+    database_url: str = "sqlite:///greenlane.db"
+    database_echo: bool = False
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    xml_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    xml_max_depth: int = Field(default=64, ge=8, le=256)
+    xml_max_text_chars: int = Field(default=LIBXML2_TEXT_LIMIT, ge=1024, le=LIBXML2_TEXT_LIMIT)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(SETTINGS_FILE_ENV)
+        if path:
+            if not Path(path).is_file():
+                raise ConfigurationError(
+                    f"{SETTINGS_FILE_ENV}={path}: no such file", code="config.file-missing"
+                )
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _production_refuses_unsafe(self) -> Settings:
+        if self.profile == "production":
+            problems = self.unsafe_values()
+            if problems:
+                raise PydanticCustomError(
+                    "unsafe_in_production",
+                    "the production profile refuses: {problems}",
+                    {"problems": "; ".join(problems)},
+                )
+        return self
+
+    def unsafe_values(self) -> list[str]:
+        """What would be unsafe in production about these values (empty when none)."""
+        problems = []
+        secret = self.secret_key.get_secret_value()
+        if secret == DEVELOPMENT_SECRET:
+            problems.append("GREENLANE_SECRET_KEY is the development placeholder")
+        elif len(secret) < 32:
+            problems.append("GREENLANE_SECRET_KEY is shorter than 32 characters")
+        if self.database_echo:
+            problems.append("GREENLANE_DATABASE_ECHO logs every statement and its data")
+        if self.log_level == "DEBUG":
+            problems.append("GREENLANE_LOG_LEVEL=DEBUG may write personal data to the logs")
+        return problems
+
+    def warnings(self) -> list[str]:
+        """Loud development-profile warnings: what production would refuse."""
+        if self.profile != "development":
+            return []
+        return [f"development profile: {p}" for p in self.unsafe_values()]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and check the settings, turning every problem into one ConfigurationError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        code = "config.invalid"
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            if error["type"] == "unsafe_in_production":
+                code = "config.unsafe-in-production"
+                lines.append(error["msg"])
+            elif error["type"] == "extra_forbidden":
+                lines.append(f"unknown setting {where!r}")
+            else:
+                lines.append(f"GREENLANE_{where.upper()}: {error['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(lines), code=code) from None

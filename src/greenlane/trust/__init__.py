@@ -1,0 +1,1 @@
+"""Participants, keys, signatures and the evidence log."""

@@ -1,0 +1,1 @@
+"""Officer console and public verification."""

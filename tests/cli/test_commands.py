@@ -1,0 +1,134 @@
+"""The command line: conventions of exit status and JSON, db commands, and the demo."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from greenlane.cli import validate as validate_command
+from greenlane.cli.app import main
+
+from .run import greenlane
+
+
+def test_version() -> None:
+    """--version prints the package version and exits 0."""
+    run = greenlane("--version")
+    assert run.status == 0
+    assert run.stdout.startswith("greenlane 0.")
+
+
+def test_corpus_validates_with_json(corpus: Path) -> None:
+    """Every corpus certificate is read; the JSON has one object per input, in order."""
+    paths = sorted(str(p) for p in (corpus / "ephyto").rglob("*") if p.is_file())
+    run = greenlane("validate", "--json", *paths)
+    assert run.status == 0, run.stdout
+    results = json.loads(run.stdout)
+    assert [r["path"] for r in results] == paths
+    for result in results:
+        assert set(result) == {"path", "valid", "document_type", "id", "findings"}
+        assert result["valid"] is True
+        assert result["document_type"] == "SPSCertificate"
+    assert "491412333BO" in {r["id"] for r in results}
+
+
+def test_mixed_inputs_exit_1_and_report_each(corpus: Path, tmp_path: Path) -> None:
+    """One bad file among good ones makes exit 1; every file still gets its verdict."""
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<a>")
+    good = corpus / "ephyto/agrocalidad/491412333BO.xml"
+    run = greenlane("validate", str(good), str(bad))
+    assert run.status == 1
+    assert "valid" in run.stdout
+    assert "xml.truncated" in run.stdout
+
+
+def test_missing_file_is_exit_2(tmp_path: Path) -> None:
+    """A file that does not exist is unreadable input: exit 2, code input.not-found."""
+    run = greenlane("validate", "--json", str(tmp_path / "absent.xml"))
+    assert run.status == 2
+    [result] = json.loads(run.stdout)
+    assert result["findings"][0]["code"] == "input.not-found"
+
+
+def test_directory_is_unreadable_input(tmp_path: Path) -> None:
+    """A directory given as a document is exit 2 with input.unreadable."""
+    run = greenlane("validate", "--json", str(tmp_path))
+    assert run.status == 2
+    assert json.loads(run.stdout)[0]["findings"][0]["code"] == "input.unreadable"
+
+
+def test_usage_error_is_exit_2() -> None:
+    """An unknown option is a usage error."""
+    assert greenlane("validate", "--no-such-option", "x").status == 2
+
+
+def test_bad_configuration_is_exit_2_with_code(tmp_path: Path) -> None:
+    """A refused setting stops the command with exit 2 and the error's code."""
+    run = greenlane("validate", "x.xml", env={"GREENLANE_PROFILE": "production"})
+    assert run.status == 2
+    assert "config.unsafe-in-production" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_unreachable_database_is_exit_2_with_code(tmp_path: Path) -> None:
+    """A database that cannot be opened is reported with db.unavailable, not a traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    url = f"sqlite:///{blocker}/inside/a/file.db"
+    run = greenlane("db", "upgrade", env={"GREENLANE_DATABASE_URL": url})
+    assert run.status == 2
+    assert "[db.unavailable]" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_internal_error_is_exit_3(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An unforeseen failure is exit 3 with the code `internal`, not a bare crash."""
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("an unforeseen bug")
+
+    monkeypatch.setattr(validate_command, "validate_path", broken)
+    monkeypatch.setattr(sys, "argv", ["greenlane", "validate", str(tmp_path / "x.xml")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 3
+    assert "[internal]" in capsys.readouterr().err
+
+
+def test_db_upgrade_then_check(tmp_path: Path) -> None:
+    """db upgrade creates the database; db check then finds no drift."""
+    env = {"GREENLANE_DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}"}
+    upgraded = greenlane("db", "upgrade", env=env)
+    assert upgraded.status == 0, upgraded.stderr
+    checked = greenlane("db", "check", env=env)
+    assert checked.status == 0, checked.stderr
+    assert "agree" in checked.stdout
+
+
+def test_db_check_on_an_empty_database_fails(tmp_path: Path) -> None:
+    """A database that was never upgraded is reported as behind: exit 1."""
+    env = {"GREENLANE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    run = greenlane("db", "check", env=env)
+    assert run.status == 1
+    assert "migrations at" in run.stderr
+
+
+def test_demo_runs_on_a_fresh_directory(tmp_path: Path) -> None:
+    """The demo creates the database, validates its certificate, refuses the bomb, stores."""
+    run = greenlane("demo", cwd=tmp_path)
+    assert run.status == 0, run.stdout + run.stderr
+    assert "WARNING: development profile" in run.stderr
+    assert "xml.entity-expansion" in run.stdout
+    with sqlite3.connect(tmp_path / "greenlane.db") as db:
+        rows = db.execute("SELECT document_number, valid FROM documents").fetchall()
+    assert rows == [("AZ-2026-000123", 1)]
+    again = greenlane("demo", cwd=tmp_path)
+    assert again.status == 0
+    assert "1 document(s)" in again.stdout
