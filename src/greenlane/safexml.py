@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -180,13 +180,26 @@ def _check_tree(root: etree._Element, limits: XmlLimits) -> None:
             )
 
 
+def _parse(
+    run: Callable[[etree.XMLParser], etree._Element], head: Callable[[], bytes]
+) -> etree._Element:
+    """Run one parse on this thread's parser, turning every libxml2 error into a refusal."""
+    try:
+        return run(_parser())
+    except etree.XMLSyntaxError as exc:
+        _local.parser = None
+        raise _syntax_refusal(exc, head()) from None
+    except BaseException:
+        _local.parser = None  # a refusal mid-feed leaves the parser in an unknown state
+        raise
+
+
 def parse_chunks(chunks: Iterable[bytes], limits: XmlLimits = DEFAULT_LIMITS) -> XmlDocument:
     """Parse bytes arriving in pieces, refusing as soon as any limit is crossed."""
-    parser = _parser()
     received: list[bytes] = []
-    size = 0
-    head = b""
-    try:
+
+    def feed(parser: etree.XMLParser) -> etree._Element:
+        size = 0
         for chunk in chunks:
             if not chunk:
                 continue
@@ -194,27 +207,28 @@ def parse_chunks(chunks: Iterable[bytes], limits: XmlLimits = DEFAULT_LIMITS) ->
             if size > limits.max_bytes:
                 raise _refuse("xml.too-large", f"the input is larger than {limits.max_bytes} bytes")
             if not received:
-                head = chunk[:4096]
                 _check_prolog(chunk[:CHUNK_BYTES])
             received.append(chunk)
             parser.feed(chunk)
         if not received:
             raise _refuse("xml.empty", "the input has no content")
-        root = parser.close()
-    except etree.XMLSyntaxError as exc:
-        _local.parser = None
-        raise _syntax_refusal(exc, head) from None
-    except BaseException:
-        _local.parser = None  # a refusal mid-feed leaves the parser in an unknown state
-        raise
+        return parser.close()
+
+    root = _parse(feed, lambda: received[0][:4096] if received else b"")
     _check_tree(root, limits)
     return XmlDocument(raw=b"".join(received), root=root)
 
 
 def parse_bytes(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> XmlDocument:
+    """Parse a document already in memory (the API path): one call into libxml2."""
+    if not data:
+        raise _refuse("xml.empty", "the input has no content")
     if len(data) > limits.max_bytes:
         raise _refuse("xml.too-large", f"the input is larger than {limits.max_bytes} bytes")
-    return parse_chunks((data,), limits)
+    _check_prolog(data[:CHUNK_BYTES])
+    root = _parse(lambda parser: etree.fromstring(data, parser), lambda: data[:4096])
+    _check_tree(root, limits)
+    return XmlDocument(raw=data, root=root)
 
 
 def _read(stream: BinaryIO) -> Iterator[bytes]:
