@@ -79,6 +79,8 @@ CODES: dict[str, Code] = _codes(
     Code(
         "xml.unknown-root", Area.XML, _E, "The root element is not a document type greenlane reads."
     ),
+    # --- structure: sps/structure.py (add structure.* codes below this line) ---
+    # --- rule and codelist: sps/rules.py (add rule.* and codelist.* codes below this line) ---
 )
 
 
