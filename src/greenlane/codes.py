@@ -79,8 +79,234 @@ CODES: dict[str, Code] = _codes(
     Code(
         "xml.unknown-root", Area.XML, _E, "The root element is not a document type greenlane reads."
     ),
+    # The JSON form of documents (sps/jsonform.py); path is a JSON pointer.
+    Code("json.malformed", Area.STRUCTURE, _E, "The input is not valid JSON."),
+    Code("json.type", Area.STRUCTURE, _E, "A JSON value has the wrong type for its field."),
+    Code("json.unknown-field", Area.STRUCTURE, _E, "A JSON field names no element or attribute."),
+    Code("json.order", Area.STRUCTURE, _E, "#order does not list exactly the elements present."),
     # --- structure: sps/structure.py (add structure.* codes below this line) ---
+    Code(
+        "structure.missing",
+        Area.STRUCTURE,
+        _E,
+        "A required element is absent (the path names its parent).",
+    ),
+    Code("structure.unexpected", Area.STRUCTURE, _E, "An element is not allowed where it appears."),
+    Code(
+        "structure.order",
+        Area.STRUCTURE,
+        _E,
+        "An element the parent allows appears out of the schema's order.",
+    ),
+    Code(
+        "structure.too-many",
+        Area.STRUCTURE,
+        _E,
+        "An element occurs more often than the schema allows.",
+    ),
+    Code(
+        "structure.text",
+        Area.STRUCTURE,
+        _E,
+        "Text appears where only child elements are allowed.",
+    ),
+    Code(
+        "structure.type",
+        Area.STRUCTURE,
+        _E,
+        "A value is not in the lexical space of its XSD type (a decimal, a date-time, ...).",
+    ),
+    Code(
+        "structure.enumeration",
+        Area.STRUCTURE,
+        _E,
+        "A value is not in the code list its type allows.",
+    ),
+    Code(
+        "structure.facet",
+        Area.STRUCTURE,
+        _E,
+        "A value breaks a length, pattern, digits or range facet of its type.",
+    ),
+    Code("structure.attribute-missing", Area.STRUCTURE, _E, "A required attribute is absent."),
+    Code(
+        "structure.attribute-unexpected",
+        Area.STRUCTURE,
+        _E,
+        "An attribute is not allowed on its element (xsi:nil included).",
+    ),
+    Code(
+        "structure.attribute-fixed",
+        Area.STRUCTURE,
+        _E,
+        "An attribute differs from the fixed value the schema gives it.",
+    ),
+    Code(
+        "structure.duplicate-id",
+        Area.STRUCTURE,
+        _E,
+        "Two xsd:ID attributes (in the signature) have the same value.",
+    ),
+    Code(
+        "structure.xsi-type",
+        Area.STRUCTURE,
+        _E,
+        "xsi:type names a type other than the element's declared type.",
+    ),
+    Code(
+        "structure.undeclared",
+        Area.STRUCTURE,
+        _E,
+        "An element the signature's strict wildcard admits has no global declaration.",
+    ),
+    Code(
+        "structure.unsupported",
+        Area.STRUCTURE,
+        _E,
+        "A wildcard-admitted element is declared only in a code-list module greenlane lacks.",
+    ),
+    Code(
+        "schema.invalid",
+        Area.SCHEMA,
+        _E,
+        "The official XSD (GREENLANE_SPS_SCHEMA_DIR) rejects the document.",
+    ),
     # --- rule and codelist: sps/rules.py (add rule.* and codelist.* codes below this line) ---
+    Code(
+        "codelist.document-type",
+        Area.CODELIST,
+        _E,
+        "The certificate's TypeCode is not 851, 657, 852 or 853 (UNCL 1001).",
+    ),
+    Code(
+        "codelist.status",
+        Area.CODELIST,
+        _E,
+        "The certificate's StatusCode is not 70, 40, 39 or 41 (UNCL 4405).",
+    ),
+    Code("codelist.country", Area.CODELIST, _E, "A country ID is not an ISO 3166-1 alpha-2 code."),
+    Code(
+        "codelist.unit",
+        Area.CODELIST,
+        _E,
+        "A weight or volume unitCode is not a UN/ECE Rec 20 code of the SPS schema.",
+    ),
+    Code(
+        "codelist.hs",
+        Area.CODELIST,
+        _E,
+        "An HS ClassCode has no HS 2022 subheading at its first 6 digits (6 to 10 digits).",
+    ),
+    Code(
+        "codelist.note-subject",
+        Area.CODELIST,
+        _E,
+        "A note's Subject is not an IPPC note subject code.",
+    ),
+    Code(
+        "codelist.location",
+        Area.CODELIST,
+        Level.WARNING,
+        "A location ID is not a UN/LOCODE (for example a bare country code).",
+    ),
+    Code(
+        "rule.issue-date-unparseable",
+        Area.RULE,
+        _E,
+        "The certificate's IssueDateTime is empty or not a date and time.",
+    ),
+    Code(
+        "rule.issue-date-future",
+        Area.RULE,
+        _E,
+        "IssueDateTime is later than now plus GREENLANE_SPS_CLOCK_SKEW_SECONDS.",
+    ),
+    Code(
+        "rule.issue-date-no-zone",
+        Area.RULE,
+        Level.WARNING,
+        "IssueDateTime has no time zone (or no time); it is read as UTC.",
+    ),
+    Code("rule.trade-line-missing", Area.RULE, _E, "The certificate has no trade line item."),
+    Code(
+        "rule.sequence",
+        Area.RULE,
+        _E,
+        "Trade line SequenceNumeric values are not 1 to n, each once.",
+    ),
+    Code(
+        "rule.weight-not-positive",
+        Area.RULE,
+        _E,
+        "A net or gross weight is zero, negative or not a number.",
+    ),
+    Code(
+        "rule.volume-not-positive",
+        Area.RULE,
+        _E,
+        "A net or gross volume is zero, negative or not a number.",
+    ),
+    Code(
+        "rule.weight-unit-missing",
+        Area.RULE,
+        Level.WARNING,
+        "A net or gross weight has no unitCode.",
+    ),
+    Code(
+        "rule.volume-unit-missing",
+        Area.RULE,
+        Level.WARNING,
+        "A net or gross volume has no unitCode.",
+    ),
+    Code("rule.hs-missing", Area.RULE, Level.INFO, "A trade line has no HS classification code."),
+    Code(
+        "rule.note-too-long",
+        Area.RULE,
+        _E,
+        "A note's content is longer than its IPPC subject allows.",
+    ),
+    Code(
+        "rule.note-type",
+        Area.RULE,
+        _E,
+        "A note's content is not of its subject's type (a date, a number).",
+    ),
+    Code(
+        "rule.replacement-incomplete",
+        Area.RULE,
+        _E,
+        "An ADRP replacement note has no ADRPN naming the replaced certificate.",
+    ),
+    Code(
+        "rule.replacement-orphan",
+        Area.RULE,
+        _E,
+        "ADRPN, ADRPR or ADRD describe a replacement without an ADRP note.",
+    ),
+    Code(
+        "rule.reexport-country-missing",
+        Area.RULE,
+        _E,
+        "A re-export certificate (657) has no ReExportSPSCountry.",
+    ),
+    Code(
+        "rule.reexport-original-missing",
+        Area.RULE,
+        _E,
+        "A re-export certificate (657) does not reference the original certificate.",
+    ),
+    Code(
+        "rule.reexport-notes-on-export",
+        Area.RULE,
+        Level.WARNING,
+        "A phytosanitary certificate for export (851) carries re-export (RPC*) notes.",
+    ),
+    Code(
+        "rule.placeholder",
+        Area.RULE,
+        Level.WARNING,
+        "A name or place is a placeholder such as NULL, N/A or sin dato.",
+    ),
 )
 
 
@@ -95,6 +321,7 @@ ERRORS: dict[str, str] = {
     "config.file-missing": "GREENLANE_SETTINGS_FILE names a file that does not exist.",
     "config.unsafe-in-production": "The production profile refuses a development default.",
     "db.unavailable": "The database cannot be opened or reached (GREENLANE_DATABASE_URL).",
+    "sps.not-canonical": "A certificate cannot be written schema-valid; its findings say why.",
     "internal": "A bug: the command failed in a way it did not foresee (exit status 3).",
 }
 """Codes of errors that stop a command (not findings about a document)."""

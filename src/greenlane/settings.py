@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     xml_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     xml_max_depth: int = Field(default=64, ge=8, le=256)
     xml_max_text_chars: int = Field(default=LIBXML2_TEXT_LIMIT, ge=1024, le=LIBXML2_TEXT_LIMIT)
+    sps_schema_dir: Path | None = None
+    sps_clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
 
     @classmethod
     def settings_customise_sources(

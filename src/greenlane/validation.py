@@ -16,7 +16,8 @@ from lxml import etree
 from greenlane.codes import finding
 from greenlane.errors import DocumentRefused
 from greenlane.findings import Finding, has_errors
-from greenlane.safexml import DEFAULT_LIMITS, XmlDocument, XmlLimits, parse_bytes, parse_file
+from greenlane.safexml import XmlDocument, XmlLimits, parse_bytes, parse_file
+from greenlane.settings import Settings
 from greenlane.sps import identity as sps
 
 
@@ -25,11 +26,13 @@ class DocumentKind:
     name: str
     root: etree.QName
     number: Callable[[etree._Element], str | None]
-    check: Callable[[XmlDocument], list[Finding]]
+    check: Callable[[XmlDocument, Settings], list[Finding]]
 
 
-def _no_further_checks(_document: XmlDocument) -> list[Finding]:
-    return []
+def _check_sps(document: XmlDocument, settings: Settings) -> list[Finding]:
+    from greenlane.sps.checks import check_certificate  # the tables load on first use
+
+    return check_certificate(document, settings)
 
 
 KINDS: dict[str, DocumentKind] = {
@@ -37,7 +40,7 @@ KINDS: dict[str, DocumentKind] = {
         name="SPSCertificate",
         root=sps.ROOT,
         number=sps.certificate_number,
-        check=_no_further_checks,
+        check=_check_sps,
     ),
 }
 
@@ -67,7 +70,7 @@ class ValidationResult:
         }
 
 
-def judge(document: XmlDocument, result: ValidationResult) -> ValidationResult:
+def judge(document: XmlDocument, result: ValidationResult, settings: Settings) -> ValidationResult:
     kind = KINDS.get(etree.QName(document.root).text)
     result.document = document
     if kind is None:
@@ -83,25 +86,25 @@ def judge(document: XmlDocument, result: ValidationResult) -> ValidationResult:
         return result
     result.document_type = kind.name
     result.id = kind.number(document.root)
-    result.findings.extend(kind.check(document))
+    result.findings.extend(kind.check(document, settings))
     return result
 
 
-def validate_bytes(data: bytes, name: str, limits: XmlLimits = DEFAULT_LIMITS) -> ValidationResult:
+def validate_bytes(data: bytes, name: str, settings: Settings) -> ValidationResult:
     result = ValidationResult(path=name)
     try:
-        document = parse_bytes(data, limits)
+        document = parse_bytes(data, XmlLimits.from_settings(settings))
     except DocumentRefused as refused:
         result.findings.append(refused.finding)
         return result
-    return judge(document, result)
+    return judge(document, result, settings)
 
 
-def validate_path(path: Path, limits: XmlLimits = DEFAULT_LIMITS) -> ValidationResult:
+def validate_path(path: Path, settings: Settings) -> ValidationResult:
     """Validate one file; a file that cannot be opened is reported, not raised."""
     result = ValidationResult(path=str(path))
     try:
-        document = parse_file(path, limits)
+        document = parse_file(path, XmlLimits.from_settings(settings))
     except DocumentRefused as refused:
         result.findings.append(refused.finding)
         return result
@@ -114,4 +117,4 @@ def validate_path(path: Path, limits: XmlLimits = DEFAULT_LIMITS) -> ValidationR
         reason = exc.strerror or type(exc).__name__
         result.findings.append(finding("input.unreadable", f"{path}: {reason}"))
         return result
-    return judge(document, result)
+    return judge(document, result, settings)

@@ -23,8 +23,12 @@ def test_version() -> None:
 
 
 def test_corpus_validates_with_json(corpus: Path) -> None:
-    """Every corpus certificate is read; the JSON has one object per input, in order."""
-    paths = sorted(str(p) for p in (corpus / "ephyto").rglob("*") if p.is_file())
+    """The Andean corpus certificates are valid; the JSON has one object per input, in order."""
+    paths = sorted(
+        str(p)
+        for folder in ("agrocalidad", "intercom")
+        for p in (corpus / "ephyto" / folder).iterdir()
+    )
     run = greenlane("validate", "--json", *paths)
     assert run.status == 0, run.stdout
     results = json.loads(run.stdout)
@@ -121,14 +125,64 @@ def test_db_check_on_an_empty_database_fails(tmp_path: Path) -> None:
 
 
 def test_demo_runs_on_a_fresh_directory(tmp_path: Path) -> None:
-    """The demo creates the database, validates its certificate, refuses the bomb, stores."""
+    """The demo issues and validates its six certificates, refuses the bomb, and stores once."""
     run = greenlane("demo", cwd=tmp_path)
     assert run.status == 0, run.stdout + run.stderr
     assert "WARNING: development profile" in run.stderr
     assert "xml.entity-expansion" in run.stdout
     with sqlite3.connect(tmp_path / "greenlane.db") as db:
-        rows = db.execute("SELECT document_number, valid FROM documents").fetchall()
-    assert rows == [("AZ-2026-000123", 1)]
+        rows = db.execute("SELECT document_number, valid FROM documents ORDER BY 1").fetchall()
+    assert rows == [
+        ("AZ-2026-000123", 1),
+        ("AZ-2026-000124", 1),
+        ("AZ-2026-000125", 1),
+        ("AZ-2026-000126", 1),
+        ("AZ-2026-000127", 1),
+        ("AZ-2026-V00031", 1),
+    ]
+    assert "lycopersicum" in run.stdout
     again = greenlane("demo", cwd=tmp_path)
     assert again.status == 0
-    assert "1 document(s)" in again.stdout
+    assert "6 document(s)" in again.stdout
+
+
+def test_misordered_certificate_exits_1_pointing_at_the_element(corpus: Path) -> None:
+    """Norway's non-conformant certificate fails on structure, at the misordered element."""
+    path = corpus / "ephyto/mattilsynet/SPSCertificateContent.xml"
+    run = greenlane("validate", "--json", str(path))
+    assert run.status == 1
+    [result] = json.loads(run.stdout)
+    structure = [f for f in result["findings"] if f["area"] == "structure"]
+    assert structure[0]["code"] == "structure.order"
+    assert structure[0]["path"] == (
+        "/rsm:SPSCertificate/rsm:SPSExchangedDocument/ram:ReferenceSPSReferencedDocument[1]"
+    )
+
+
+def test_show_and_convert_read_the_misordered_certificate(corpus: Path, tmp_path: Path) -> None:
+    """show and convert read all of a non-conformant certificate; JSON converts back to XML."""
+    path = corpus / "ephyto/mattilsynet/SPSCertificateContent.xml"
+    shown = greenlane("show", str(path))
+    assert shown.status == 1  # it has error findings, and says so
+    assert "findings" in shown.stdout
+    as_json = greenlane("convert", str(path), "--to", "json")
+    assert as_json.status == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert "#order" in json.dumps(data)
+    json_file = tmp_path / "c.json"
+    json_file.write_text(as_json.stdout)
+    back = greenlane("convert", str(json_file), "--to", "xml")
+    assert back.status == 0, back.stderr
+    assert back.stdout.startswith("<?xml")
+    canonical = greenlane("convert", str(json_file), "--to", "xml", "--canonical")
+    assert canonical.status == 1  # text and a note where the schema allows neither
+    assert "sps.not-canonical" in canonical.stderr
+
+
+def test_convert_refuses_bad_json_with_a_code(tmp_path: Path) -> None:
+    """Malformed JSON is refused with json.malformed, exit 1."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    run = greenlane("convert", str(bad), "--to", "xml")
+    assert run.status == 1
+    assert "json.malformed" in run.stdout

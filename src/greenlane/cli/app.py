@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from greenlane import __version__
-from greenlane.cli import config, db, demo, validate
+from greenlane.cli import config, convert, db, demo, show, validate
 from greenlane.cli.console import Exit, error
 from greenlane.errors import GreenlaneError
 from greenlane.settings import load_settings
@@ -47,6 +47,8 @@ def main_callback(
 
 app.add_typer(db.app, name="db")
 app.command(name="validate")(validate.validate)
+app.command(name="show")(show.show)
+app.command(name="convert")(convert.convert)
 app.command(name="config")(config.show)
 app.command(name="demo")(demo.demo)
 

@@ -10,7 +10,6 @@ from rich.progress import Progress
 from rich.text import Text
 
 from greenlane.cli.console import err, exit_status, out, print_findings, print_json
-from greenlane.safexml import XmlLimits
 from greenlane.settings import Settings
 from greenlane.validation import ValidationResult, validate_path
 
@@ -18,14 +17,14 @@ PROGRESS_AFTER = 3
 """Show a progress bar (on a terminal) when judging more files than this."""
 
 
-def run_validation(paths: list[Path], limits: XmlLimits) -> list[ValidationResult]:
+def run_validation(paths: list[Path], settings: Settings) -> list[ValidationResult]:
     if len(paths) <= PROGRESS_AFTER or not err.is_terminal:
-        return [validate_path(path, limits) for path in paths]
+        return [validate_path(path, settings) for path in paths]
     results = []
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("validating", total=len(paths))
         for path in paths:
-            results.append(validate_path(path, limits))
+            results.append(validate_path(path, settings))
             progress.advance(task)
     return results
 
@@ -48,7 +47,7 @@ def validate(
 ) -> None:
     """Judge documents; exit 0 if none has an error finding, 1 if some has, 2 if unreadable."""
     settings: Settings = ctx.obj
-    results = run_validation(paths, XmlLimits.from_settings(settings))
+    results = run_validation(paths, settings)
     if as_json:
         print_json([result.to_dict() for result in results])
     else:
