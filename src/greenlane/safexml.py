@@ -23,7 +23,7 @@ from lxml import etree
 
 from greenlane.codes import finding
 from greenlane.errors import DocumentRefused
-from greenlane.settings import LIBXML2_TEXT_LIMIT, Settings
+from greenlane.settings import LIBXML2_DEPTH_LIMIT, LIBXML2_TEXT_LIMIT, Settings
 
 CHUNK_BYTES = 1 << 16
 
@@ -31,7 +31,7 @@ CHUNK_BYTES = 1 << 16
 @dataclass(frozen=True, slots=True)
 class XmlLimits:
     max_bytes: int = 16 * 1024 * 1024
-    max_depth: int = 64
+    max_depth: int = LIBXML2_DEPTH_LIMIT
     max_text_chars: int = LIBXML2_TEXT_LIMIT
 
     @classmethod
@@ -166,7 +166,7 @@ def _check_tree(root: etree._Element, limits: XmlLimits) -> None:
     tree = root.getroottree()
     if tree.docinfo.doctype:
         raise _refuse("xml.doctype", "document has a DOCTYPE; DTDs are refused")
-    if _depth_probe(limits.max_depth)(tree):
+    if limits.max_depth < LIBXML2_DEPTH_LIMIT and _depth_probe(limits.max_depth)(tree):
         raise _refuse("xml.too-deep", f"elements nested deeper than {limits.max_depth}")
     if limits.max_text_chars < LIBXML2_TEXT_LIMIT:
         hits = _text_probe(limits.max_text_chars)(tree)

@@ -9,12 +9,12 @@ RAM = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationE
 UDT = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:21"
 ROOT = etree.QName(RSM, "SPSCertificate")
 
-_ID = etree.XPath("string(rsm:SPSExchangedDocument/ram:ID)", namespaces={"rsm": RSM, "ram": RAM})
+_ID = f"{{{RSM}}}SPSExchangedDocument/{{{RAM}}}ID"
 
 
 def certificate_number(root: etree._Element) -> str | None:
     """The certificate's ID (SPSExchangedDocument/ID), or None when it has none."""
-    value = _ID(root)
-    if not isinstance(value, str):
+    element = root.find(_ID)
+    if element is None or not element.text:
         return None
-    return value.strip() or None
+    return element.text.strip() or None
