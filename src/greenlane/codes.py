@@ -310,10 +310,27 @@ CODES: dict[str, Code] = _codes(
 )
 
 
+_new = object.__new__
+_set_level, _set_area, _set_path, _set_code, _set_message = (
+    Finding.__dict__[name].__set__ for name in ("level", "area", "path", "code", "message")
+)
+
+
 def finding(code: str, message: str, path: str = "") -> Finding:
-    """A finding for a registered code; its level and area come from the registry."""
+    """A finding for a registered code; its level and area come from the registry.
+
+    Made through Finding's slots: the frozen dataclass's __init__ sets each field
+    with object.__setattr__, which cost more than the rules that make findings
+    (tests/test_codes_finding.py keeps the two ways equal).
+    """
     entry = CODES[code]
-    return Finding(level=entry.level, area=entry.area, path=path, code=code, message=message)
+    made: Finding = _new(Finding)
+    _set_level(made, entry.level)
+    _set_area(made, entry.area)
+    _set_path(made, path)
+    _set_code(made, code)
+    _set_message(made, message)
+    return made
 
 
 ERRORS: dict[str, str] = {

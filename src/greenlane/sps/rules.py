@@ -1,11 +1,12 @@
 """The business rules of an SPS certificate, beyond what its schema can say.
 
-Run on every document received, so built for speed: a few single-tag passes in
-which lxml picks out, in C, only the elements some rule reads (a Python proxy
-per element is what costs; XPath and ElementPath measured slower here), then
+Run on every document received, so built for speed: one pass in which lxml
+picks out, in C, only the elements some rule starts from (a Python proxy per
+element is what costs, and each further pass over a tree no longer in the CPU's
+cache costs nearly as much again; XPath and ElementPath measured slower), then
 the rules over several parts. A finding's path is an XPath with the rsm/ram/udt
 prefixes and a position on every step below the root, whatever prefixes the
-document itself used.
+document itself used; it is built only for the elements that have a finding.
 
 Calibrated on the real certificates of the corpus: what schema-valid real
 certificates do routinely (weights without a unit, a bare country code as a
@@ -16,10 +17,9 @@ warning, not an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cache, lru_cache
+from functools import cache
 
 from lxml import etree
 
@@ -52,11 +52,14 @@ _REEXPORT_COUNTRY = _ram("ReExportSPSCountry")
 _LINE, _SEQUENCE = _ram("IncludedSPSTradeLineItem"), _ram("SequenceNumeric")
 _CLASSIFICATION = _ram("ApplicableSPSClassification")
 _REFERENCE = _ram("ReferenceSPSReferencedDocument")
-_MEASURES = {
-    _ram("NetWeightMeasure"): "weight",
-    _ram("GrossWeightMeasure"): "weight",
-    _ram("NetVolumeMeasure"): "volume",
-    _ram("GrossVolumeMeasure"): "volume",
+_MEASURES = {  # tag -> (kind, local name)
+    _ram(name): (kind, name)
+    for name, kind in (
+        ("NetWeightMeasure", "weight"),
+        ("GrossWeightMeasure", "weight"),
+        ("NetVolumeMeasure", "volume"),
+        ("GrossVolumeMeasure", "volume"),
+    )
 }
 _COUNTRIES = frozenset(
     _ram(f"{n}SPSCountry") for n in ("Export", "ReExport", "Import", "Transit", "Origin")
@@ -75,6 +78,9 @@ _LOCATIONS = frozenset(
 )
 _NAME, _CITY = _ram("Name"), _ram("CityName")
 _LINE_NAMES = frozenset((_ram("CommonName"), _ram("ScientificName")))
+_NAMED = {_ram(name): name for name in ("Name", "CityName", "CommonName", "ScientificName")}
+_WALKED = (_NAME, _CITY, _ID, _SUBJECT, _LINE)
+_LINE_CHILDREN = (*_MEASURES, _CLASSIFICATION, _SEQUENCE, *_LINE_NAMES)
 
 _PLACEHOLDERS = frozenset(
     {
@@ -111,7 +117,7 @@ _ORIGINAL_TYPES = frozenset({"851", "657"})
 
 
 def _strip(text: str | None) -> str:
-    return (text or "").strip()
+    return text.strip() if text else ""
 
 
 def _quote(text: str | None) -> str:
@@ -119,14 +125,8 @@ def _quote(text: str | None) -> str:
     return repr(value if len(value) <= 40 else value[:39] + "…")
 
 
-def _children(element: etree._Element, tag: str) -> Iterator[etree._Element]:
-    """Children with this tag; a plain loop beats find() (ElementPath) on these small parents."""
-    for child in element:
-        if child.tag == tag:
-            yield child
-
-
 def _child(element: etree._Element | None, tag: str) -> etree._Element | None:
+    """The first child with this tag; a plain loop beats find() (ElementPath) on small parents."""
     if element is not None:
         for child in element:
             if child.tag == tag:
@@ -139,85 +139,48 @@ def _child_text(element: etree._Element | None, tag: str) -> str:
     return _strip(child.text) if child is not None else ""
 
 
-def _step(tag: object) -> str:
-    if not isinstance(tag, str):  # a comment or processing instruction
-        return "node()"
-    return _named_step(tag)
-
-
 @cache
-def _named_step(tag: str) -> str:
+def _step(tag: str) -> str:
+    """A tag as an XPath step without a position: ram:Name, or a local-name() test."""
     namespace, _, local = tag[1:].rpartition("}") if tag.startswith("{") else ("", "", tag)
     prefix = _PREFIXES.get(namespace)
     return f"{prefix}:{local}" if prefix else f"*[local-name()='{local}']"
 
 
+_ELEMENT_PATH_STEP = re.compile(r"((?:\{[^}]*\})?[^/\[{]+)(\[\d+\])?(?:/|$)")
+_BELOW_ROOT: dict[str, str] = {}
+_BELOW_ROOT_MAX = 4096
+
+
+def _below_root(element_path: str) -> str:
+    """An ElementPath from the root (lxml's getelementpath) as our XPath steps below the root.
+
+    Made once per distinct path: certificates repeat the same ones. The cache is
+    emptied when full, so documents with ever new paths cannot grow it.
+    """
+    steps = _BELOW_ROOT.get(element_path)
+    if steps is None:
+        steps = "".join(
+            f"/{_step(match[1])}{match[2] or '[1]'}"
+            for match in _ELEMENT_PATH_STEP.finditer(element_path)
+        )
+        if len(_BELOW_ROOT) >= _BELOW_ROOT_MAX:
+            _BELOW_ROOT.clear()
+        _BELOW_ROOT[element_path] = steps
+    return steps
+
+
 def path_of(element: etree._Element) -> str:
     """An XPath to ``element``: rsm/ram/udt prefixes, a position on each step below the root.
 
-    libxml2 computes the positions (getpath, in C); only its prefixes, which are
-    the document's own, are replaced, and steps it could not name (an element
-    in a default namespace) are counted here.
+    lxml's getelementpath finds, in C, each step's namespace and its position
+    among the siblings with the same tag; only the renaming is done here.
     """
-    chain = []
-    node: etree._Element | None = element
-    while node is not None:
-        chain.append(node)
-        node = node.getparent()
-    chain.reverse()
-    steps = element.getroottree().getpath(element)[1:].split("/")
-    out = ["", _step(chain[0].tag)]
-    for node, step in zip(chain[1:], steps[1:], strict=True):
-        if not step.endswith("]"):
-            position = "1"
-        elif step.startswith("*"):  # libxml2 counted every sibling element, not the same name
-            same = node.itersiblings(etree.QName(node).text, preceding=True)
-            position = str(1 + len(list(same)))
-        else:
-            position = step[step.rindex("[") + 1 : -1]
-        out.append(f"{_step(node.tag)}[{position}]")
-    return "/".join(out)
-
-
-def _local(element: etree._Element) -> str:
-    return etree.QName(element).localname
-
-
-class _PathMaker:
-    """path_of, faster for the common document: prefixes bound once, on the root.
-
-    libxml2's getpath (in C) gives the positions with the document's prefixes;
-    they are renamed when every element on the way sees the root's bindings,
-    otherwise the general path_of is used. Renamings are cached: certificates
-    repeat the same paths.
-    """
-
-    def __init__(self, root: etree._Element) -> None:
-        self.nsmap = root.nsmap
-        self.prefixes = tuple(
-            sorted((p, _PREFIXES[ns]) for p, ns in self.nsmap.items() if p and ns in _PREFIXES)
-        )
-
-    def __call__(self, element: etree._Element) -> str:
-        if element.nsmap == self.nsmap:
-            path = _renamed(element.getroottree().getpath(element), self.prefixes)
-            if path is not None:
-                return path
-        return path_of(element)
-
-
-@lru_cache(maxsize=4096)
-def _renamed(raw: str, prefixes: tuple[tuple[str, str], ...]) -> str | None:
-    """A getpath result with our prefixes and a position on every step, or None if it can't be."""
-    ours = dict(prefixes)
-    out = [""]
-    for index, step in enumerate(raw[1:].split("/")):
-        prefix, colon, rest = step.partition(":")
-        name = ours.get(prefix) if colon else None
-        if name is None:
-            return None
-        out.append(f"{name}:{rest}" if not index or rest.endswith("]") else f"{name}:{rest}[1]")
-    return "/".join(out)
+    tree = element.getroottree()
+    root = tree.getroot()
+    if element is root:
+        return "/" + _step(root.tag)
+    return "/" + _step(root.tag) + _below_root(tree.getelementpath(element))
 
 
 class _Line:
@@ -230,36 +193,61 @@ class _Line:
 
 
 class _Check:
-    """The findings about one certificate, and what the walk gathered for the later rules."""
+    """The findings about one certificate, and what the walk gathered for the later rules.
+
+    The walk meets names, IDs, notes and trade lines mixed, in document order;
+    their findings are kept apart by kind and joined after it, in the order of
+    one pass per kind, which is the order findings have always come in.
+    """
 
     def __init__(self, root: etree._Element) -> None:
         self.root = root
         self.findings: list[Finding] = []
-        self.path: _PathMaker | None = None  # made on the first finding: most elements have none
+        self.by_name: list[Finding] = []
+        self.by_id: list[Finding] = []
+        self.by_note: list[Finding] = []
+        self.by_line: list[Finding] = []
+        self.tree = root.getroottree()
+        self.top = self.tree.getroot()
+        self.top_path = "/" + _step(self.top.tag)  # type: ignore[arg-type]
         self.notes: dict[str, list[etree._Element]] = {}
         self.rpc_notes: list[etree._Element] = []
         self.lines: list[_Line] = []
 
+    def path(self, element: etree._Element) -> str:
+        """path_of, with the tree and its root's step found once per document."""
+        if element is self.top:
+            return self.top_path
+        return self.top_path + _below_root(self.tree.getelementpath(element))
+
+    def finding(self, code: str, message: str, element: etree._Element) -> Finding:
+        return finding(code, message, self.path(element))
+
     def add(self, code: str, message: str, element: etree._Element) -> None:
-        if self.path is None:
-            self.path = _PathMaker(self.root)
         self.findings.append(finding(code, message, self.path(element)))
 
     def walk(self) -> None:
-        """One pass per kind of element: lxml tests each element against every tag it is
-        given, so a few single-tag passes cost less than one pass over many tags.
-        A trade line's own children are read by its handler, countries and
-        locations through their ID, notes through their Subject.
+        """One pass over the elements the rules start from: a trade line's own children are
+        read by its handler, countries and locations through their ID, notes through their
+        Subject. lxml tests each element against the few tags in C.
         """
-        root = self.root
-        for element in root.iter(_NAME, _CITY):
-            self.placeholder(element)
-        for element in root.iter(_ID):
-            self.identifier(element)
-        for element in root.iter(_SUBJECT):
-            self.note(element)
-        for element in root.iter(_LINE):
-            self.line(element)
+        by_name = self.by_name
+        for element in self.root.iter(*_WALKED):
+            tag = element.tag
+            if tag in (_NAME, _CITY):
+                text = element.text
+                if text and len(text) <= _PLACEHOLDER_MAX and _is_placeholder(text):
+                    by_name.append(self.placeholder(element, text))
+            elif tag == _ID:
+                self.identifier(element)
+            elif tag == _SUBJECT:
+                self.note(element)
+            else:
+                self.line(element)
+        self.findings += by_name
+        self.findings += self.by_id
+        self.findings += self.by_note
+        self.findings += self.by_line
 
     # --- the document header -------------------------------------------------------
 
@@ -327,13 +315,11 @@ class _Check:
 
     # --- what the walk meets --------------------------------------------------------
 
-    def placeholder(self, element: etree._Element) -> None:
-        text = element.text
-        if not text or len(text) > _PLACEHOLDER_MAX or not _is_placeholder(text):
-            return
-        self.add(
+    def placeholder(self, element: etree._Element, text: str) -> Finding:
+        """The finding about a name or place whose text _is_placeholder."""
+        return self.finding(
             "rule.placeholder",
-            f"{_local(element)} {_quote(text)} is a placeholder, not a name or place",
+            f"{_NAMED[element.tag]} {_quote(text)} is a placeholder, not a name or place",  # type: ignore[index]
             element,
         )
 
@@ -343,10 +329,12 @@ class _Check:
         owner = parent.tag if parent is not None else None
         if owner in _COUNTRIES:
             if _strip(element.text) not in codelists.countries():
-                self.add(
-                    "codelist.country",
-                    f"country {_quote(element.text)} is not ISO 3166-1 alpha-2",
-                    element,
+                self.by_id.append(
+                    self.finding(
+                        "codelist.country",
+                        f"country {_quote(element.text)} is not ISO 3166-1 alpha-2",
+                        element,
+                    )
                 )
         elif owner in _LOCATIONS:
             self.location(element)
@@ -365,7 +353,9 @@ class _Check:
             reason = "is a bare country code, not a UN/LOCODE"
         else:
             reason = "is not a UN/LOCODE"
-        self.add("codelist.location", f"location ID {_quote(text)} {reason}", element)
+        self.by_id.append(
+            self.finding("codelist.location", f"location ID {_quote(text)} {reason}", element)
+        )
 
     def note(self, subject_element: etree._Element) -> None:
         """Judge a note from its Subject (walking to Subjects skips every other child).
@@ -380,65 +370,87 @@ class _Check:
         if spec is None:
             other = codelists.ippc_subjects().get(subject)
             kind = f"a {other.kind} acronym, not a note subject" if other else "not an IPPC code"
-            self.add("codelist.note-subject", f"note subject {_quote(subject)} is {kind}", note)
+            self.by_note.append(
+                self.finding(
+                    "codelist.note-subject", f"note subject {_quote(subject)} is {kind}", note
+                )
+            )
             return
-        self.notes.setdefault(subject, []).append(note)
+        notes = self.notes.get(subject)
+        if notes is None:
+            self.notes[subject] = [note]
+        else:
+            notes.append(note)
         if subject.startswith("RPC"):
             self.rpc_notes.append(note)
         if spec.max_length is None and spec.value_type == "text":
             return
-        for content in _children(note, _CONTENT):
+        for content in note:
+            if content.tag != _CONTENT:
+                continue
             text = _strip(content.text)
             if spec.max_length is not None and len(text) > spec.max_length:
-                self.add(
-                    "rule.note-too-long",
-                    f"{subject} content has {len(text)} characters; at most {spec.max_length}",
-                    content,
+                self.by_note.append(
+                    self.finding(
+                        "rule.note-too-long",
+                        f"{subject} content has {len(text)} characters; at most {spec.max_length}",
+                        content,
+                    )
                 )
             if text and not _has_type(text, spec.value_type):
-                self.add(
-                    "rule.note-type",
-                    f"{subject} ({spec.description}) should be a {spec.value_type}, "
-                    f"not {_quote(text)}",
-                    content,
+                self.by_note.append(
+                    self.finding(
+                        "rule.note-type",
+                        f"{subject} ({spec.description}) should be a {spec.value_type}, "
+                        f"not {_quote(text)}",
+                        content,
+                    )
                 )
 
     def line(self, element: etree._Element) -> None:
         """A trade line's own children: its number, quantities, classifications, names."""
         line = _Line(element)
         self.lines.append(line)
-        for child in element:
+        for child in element.iterchildren(*_LINE_CHILDREN):  # not its notes, packages, …
             tag = child.tag
-            if tag in _MEASURES:
-                self.measure(child)
+            measure = _MEASURES.get(tag)  # type: ignore[arg-type]
+            if measure is not None:
+                self.measure(child, *measure)
             elif tag == _CLASSIFICATION:
                 line.has_hs = self.classification(child) or line.has_hs
             elif tag == _SEQUENCE:
                 if line.sequence is None:
                     line.sequence = child
             elif tag in _LINE_NAMES:
-                self.placeholder(child)
+                text = child.text
+                if text and len(text) <= _PLACEHOLDER_MAX and _is_placeholder(text):
+                    self.by_line.append(self.placeholder(child, text))
 
-    def measure(self, measure: etree._Element) -> None:
-        kind = _MEASURES[measure.tag]  # type: ignore[index]
+    def measure(self, measure: etree._Element, kind: str, name: str) -> None:
         try:
             value: Decimal | None = Decimal(_strip(measure.text))
         except InvalidOperation:
             value = None
         if value is None or not value.is_finite() or value <= 0:
-            self.add(
-                f"rule.{kind}-not-positive",
-                f"{_local(measure)} {_quote(measure.text)} is not a positive number",
-                measure,
+            self.by_line.append(
+                self.finding(
+                    f"rule.{kind}-not-positive",
+                    f"{name} {_quote(measure.text)} is not a positive number",
+                    measure,
+                )
             )
         unit = measure.get("unitCode")
         if unit is None:
-            self.add(f"rule.{kind}-unit-missing", f"{_local(measure)} has no unitCode", measure)
+            self.by_line.append(
+                self.finding(f"rule.{kind}-unit-missing", f"{name} has no unitCode", measure)
+            )
         elif unit.strip() not in codelists.units():
-            self.add(
-                "codelist.unit",
-                f"{_local(measure)} unitCode {_quote(unit)} is not a UN/ECE Rec 20 code",
-                measure,
+            self.by_line.append(
+                self.finding(
+                    "codelist.unit",
+                    f"{name} unitCode {_quote(unit)} is not a UN/ECE Rec 20 code",
+                    measure,
+                )
             )
 
     def classification(self, classification: etree._Element) -> bool:
@@ -448,9 +460,10 @@ class _Check:
         """
         systems, code_element = [], None
         for child in classification:
-            if child.tag == _SYSTEM:
+            tag = child.tag
+            if tag == _SYSTEM:
                 systems.append(_strip(child.text))
-            elif child.tag == _CLASS_CODE and code_element is None:
+            elif tag == _CLASS_CODE and code_element is None:
                 code_element = child
         if "HS" not in systems or code_element is None:
             return False  # HS named without a code: the line counts as having no HS code
@@ -460,7 +473,9 @@ class _Check:
             return False
         reason = _hs_problem(code)
         if reason:
-            self.add("codelist.hs", f"HS ClassCode {_quote(text)} {reason}", code_element)
+            self.by_line.append(
+                self.finding("codelist.hs", f"HS ClassCode {_quote(text)} {reason}", code_element)
+            )
         return True
 
     # --- rules over several parts -----------------------------------------------
