@@ -178,9 +178,10 @@ def path_of(element: etree._Element) -> str:
     """
     tree = element.getroottree()
     root = tree.getroot()
+    top = "/" + _step(str(root.tag))
     if element is root:
-        return "/" + _step(root.tag)
-    return "/" + _step(root.tag) + _below_root(tree.getelementpath(element))
+        return top
+    return top + _below_root(tree.getelementpath(element))
 
 
 class _Line:
