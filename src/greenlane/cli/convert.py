@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from greenlane.cli.console import Exit, error, print_findings
-from greenlane.errors import DocumentRefused, InputError
 from greenlane.settings import Settings
 
 
@@ -28,19 +27,12 @@ def convert(
     ] = False,
 ) -> None:
     """Write a certificate to standard output as JSON or XML."""
-    from greenlane.cli.documents import load_certificate, read_input
-    from greenlane.sps.jsonform import JsonFormError, to_json
+    from greenlane.cli.documents import load_or_exit
+    from greenlane.sps.jsonform import to_json
     from greenlane.sps.writer import NotCanonical, write_canonical, write_faithful
 
     settings: Settings = ctx.obj
-    try:
-        model, _raw = load_certificate(read_input(source, settings), settings)
-    except InputError as exc:
-        error(exc.code, exc.message)
-        raise typer.Exit(int(Exit.USAGE)) from None
-    except (DocumentRefused, JsonFormError) as exc:
-        print_findings([exc.finding])
-        raise typer.Exit(int(Exit.FINDINGS)) from None
+    model, _raw = load_or_exit(source, settings)
     if to is Target.JSON:
         sys.stdout.write(json.dumps(to_json(model), ensure_ascii=False, indent=2) + "\n")
         return

@@ -6,8 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+import typer
 from lxml import etree
 
+from greenlane.cli.console import Exit, error, print_findings
 from greenlane.codes import finding
 from greenlane.errors import DocumentRefused, InputError
 from greenlane.safexml import XmlLimits, parse_bytes
@@ -50,3 +52,15 @@ def load_certificate(data: bytes, settings: Settings) -> tuple[Node, bytes | Non
         message = f"root element {found} is not {ROOT.text}"
         raise DocumentRefused(finding("xml.unknown-root", message, "/*"))
     return read_certificate(document).root, document.raw
+
+
+def load_or_exit(source: str, settings: Settings) -> tuple[Node, bytes | None]:
+    """``load_certificate`` for a command: unreadable input exits 2, a refused document 1."""
+    try:
+        return load_certificate(read_input(source, settings), settings)
+    except InputError as exc:
+        error(exc.code, exc.message)
+        raise typer.Exit(int(Exit.USAGE)) from None
+    except (DocumentRefused, JsonFormError) as exc:
+        print_findings([exc.finding])
+        raise typer.Exit(int(Exit.FINDINGS)) from None

@@ -8,8 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from greenlane.cli.console import Exit, error, out, print_findings
-from greenlane.errors import DocumentRefused, InputError
+from greenlane.cli.console import Exit, out, print_findings
 from greenlane.findings import Finding, has_errors
 from greenlane.safexml import XmlDocument, XmlLimits, parse_bytes
 from greenlane.settings import Settings
@@ -180,20 +179,12 @@ def show(
     source: Annotated[str, typer.Argument(help="An XML or JSON certificate, or - for stdin.")],
 ) -> None:
     """Print a certificate as a person reads it: parties, route, lines, notes, findings."""
-    from greenlane.cli.documents import load_certificate, read_input
+    from greenlane.cli.documents import load_or_exit
     from greenlane.sps.checks import check_certificate
-    from greenlane.sps.jsonform import JsonFormError
     from greenlane.sps.writer import to_element
 
     settings: Settings = ctx.obj
-    try:
-        root, raw = load_certificate(read_input(source, settings), settings)
-    except InputError as exc:
-        error(exc.code, exc.message)
-        raise typer.Exit(int(Exit.USAGE)) from None
-    except (DocumentRefused, JsonFormError) as exc:
-        print_findings([exc.finding])
-        raise typer.Exit(int(Exit.FINDINGS)) from None
+    root, raw = load_or_exit(source, settings)
     if raw is not None:
         document = parse_bytes(raw, XmlLimits.from_settings(settings))
     else:  # from JSON: judge the XML it stands for
