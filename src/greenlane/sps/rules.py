@@ -1,12 +1,14 @@
 """The business rules of an SPS certificate, beyond what its schema can say.
 
-Run on every document received, so built for speed: one pass in which lxml
-picks out, in C, only the elements some rule starts from (a Python proxy per
-element is what costs, and each further pass over a tree no longer in the CPU's
-cache costs nearly as much again; XPath and ElementPath measured slower), then
-the rules over several parts. A finding's path is an XPath with the rsm/ram/udt
-prefixes and a position on every step below the root, whatever prefixes the
-document itself used; it is built only for the elements that have a finding.
+Run on every document received, so built for speed: a few passes in which
+lxml picks out, in C, only the elements some rule starts from, then the rules
+over several parts. What costs is Python's work per element: a proxy, each
+``.tag`` (a new string every time), each call. So each pass asks lxml for one
+kind of element and never reads its tag, a note's parent is fetched only when
+a rule needs it, and findings' paths are made only for the elements that have
+one (XPath, ElementPath and getpath all measured slower). A finding's path is
+an XPath with the rsm/ram/udt prefixes and a position on every step below the
+root, whatever prefixes the document itself used.
 
 Calibrated on the real certificates of the corpus: what schema-valid real
 certificates do routinely (weights without a unit, a bare country code as a
@@ -17,6 +19,7 @@ warning, not an error.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -27,6 +30,7 @@ from greenlane.codes import finding
 from greenlane.findings import Finding
 from greenlane.settings import Settings
 from greenlane.sps import codelists
+from greenlane.sps.codelists import SubjectSpec
 from greenlane.sps.datetimes import MAX_OFFSET, Reading, parse_datetime, parse_element
 from greenlane.sps.identity import RAM, RSM, UDT
 
@@ -79,7 +83,6 @@ _LOCATIONS = frozenset(
 _NAME, _CITY = _ram("Name"), _ram("CityName")
 _LINE_NAMES = frozenset((_ram("CommonName"), _ram("ScientificName")))
 _NAMED = {_ram(name): name for name in ("Name", "CityName", "CommonName", "ScientificName")}
-_WALKED = (_NAME, _CITY, _ID, _SUBJECT, _LINE)
 _LINE_CHILDREN = (*_MEASURES, _CLASSIFICATION, _SEQUENCE, *_LINE_NAMES)
 
 _PLACEHOLDERS = frozenset(
@@ -149,14 +152,14 @@ def _step(tag: str) -> str:
 
 _ELEMENT_PATH_STEP = re.compile(r"((?:\{[^}]*\})?[^/\[{]+)(\[\d+\])?(?:/|$)")
 _BELOW_ROOT: dict[str, str] = {}
-_BELOW_ROOT_MAX = 4096
+_CACHE_MAX = 4096
 
 
 def _below_root(element_path: str) -> str:
     """An ElementPath from the root (lxml's getelementpath) as our XPath steps below the root.
 
-    Made once per distinct path: certificates repeat the same ones. The cache is
-    emptied when full, so documents with ever new paths cannot grow it.
+    Made once per distinct path, as certificates repeat the same ones; the cache
+    is emptied when full, so documents with ever new paths cannot grow it.
     """
     steps = _BELOW_ROOT.get(element_path)
     if steps is None:
@@ -164,7 +167,7 @@ def _below_root(element_path: str) -> str:
             f"/{_step(match[1])}{match[2] or '[1]'}"
             for match in _ELEMENT_PATH_STEP.finditer(element_path)
         )
-        if len(_BELOW_ROOT) >= _BELOW_ROOT_MAX:
+        if len(_BELOW_ROOT) >= _CACHE_MAX:
             _BELOW_ROOT.clear()
         _BELOW_ROOT[element_path] = steps
     return steps
@@ -173,15 +176,13 @@ def _below_root(element_path: str) -> str:
 def path_of(element: etree._Element) -> str:
     """An XPath to ``element``: rsm/ram/udt prefixes, a position on each step below the root.
 
-    lxml's getelementpath finds, in C, each step's namespace and its position
-    among the siblings with the same tag; only the renaming is done here.
+    lxml's getelementpath names each step by its namespace and counts, in C, the
+    preceding siblings with the same tag; only the renaming is done here.
     """
     tree = element.getroottree()
     root = tree.getroot()
-    top = "/" + _step(str(root.tag))
-    if element is root:
-        return top
-    return top + _below_root(tree.getelementpath(element))
+    top = "/" + _step(root.tag)  # type: ignore[arg-type]
+    return top if element is root else top + _below_root(tree.getelementpath(element))
 
 
 class _Line:
@@ -194,61 +195,69 @@ class _Line:
 
 
 class _Check:
-    """The findings about one certificate, and what the walk gathered for the later rules.
-
-    The walk meets names, IDs, notes and trade lines mixed, in document order;
-    their findings are kept apart by kind and joined after it, in the order of
-    one pass per kind, which is the order findings have always come in.
-    """
+    """The findings about one certificate, and what the walk gathered for the later rules."""
 
     def __init__(self, root: etree._Element) -> None:
         self.root = root
         self.findings: list[Finding] = []
-        self.by_name: list[Finding] = []
-        self.by_id: list[Finding] = []
-        self.by_note: list[Finding] = []
-        self.by_line: list[Finding] = []
-        self.tree = root.getroottree()
-        self.top = self.tree.getroot()
+        tree = root.getroottree()
+        self.element_path = tree.getelementpath
+        self.top = tree.getroot()
         self.top_path = "/" + _step(self.top.tag)  # type: ignore[arg-type]
-        self.notes: dict[str, list[etree._Element]] = {}
-        self.rpc_notes: list[etree._Element] = []
+        self.subjects: dict[str, list[etree._Element]] = {}
+        """A note subject's Subject elements; a note is its Subject's parent."""
+        self.rpc_subjects: list[etree._Element] = []
         self.lines: list[_Line] = []
 
-    def path(self, element: etree._Element) -> str:
-        """path_of, with the tree and its root's step found once per document."""
-        if element is self.top:
-            return self.top_path
-        return self.top_path + _below_root(self.tree.getelementpath(element))
-
-    def finding(self, code: str, message: str, element: etree._Element) -> Finding:
-        return finding(code, message, self.path(element))
-
     def add(self, code: str, message: str, element: etree._Element) -> None:
-        self.findings.append(finding(code, message, self.path(element)))
+        """A finding about ``element``, its path made as path_of makes it."""
+        if element is self.top:
+            path = self.top_path
+        else:
+            raw = self.element_path(element)
+            steps = _BELOW_ROOT.get(raw)
+            path = self.top_path + (steps if steps is not None else _below_root(raw))
+        self.findings.append(finding(code, message, path))
 
     def walk(self) -> None:
-        """One pass over the elements the rules start from: a trade line's own children are
-        read by its handler, countries and locations through their ID, notes through their
-        Subject. lxml tests each element against the few tags in C.
+        """One pass per kind of element, so that lxml, not Python, tells the kinds apart.
+
+        A trade line's own children are read by its handler, countries and
+        locations through their ID, notes through their Subject.
         """
-        by_name = self.by_name
-        for element in self.root.iter(*_WALKED):
-            tag = element.tag
-            if tag in (_NAME, _CITY):
+        root = self.root
+        verdicts = _PLACEHOLDER_VERDICTS
+        for element in root.iter(_NAME, _CITY):
+            text = element.text
+            if text and len(text) <= _PLACEHOLDER_MAX:
+                verdict = verdicts.get(text)
+                if verdict is None:
+                    verdict = _judge_placeholder(text)
+                if verdict:
+                    self.placeholder(element, text)
+        countries = codelists.countries()
+        for element in root.iter(_ID):
+            parent = element.getparent()
+            if parent is None:
+                continue
+            owner = parent.tag
+            if owner in _COUNTRIES:
                 text = element.text
-                if text and len(text) <= _PLACEHOLDER_MAX and _is_placeholder(text):
-                    by_name.append(self.placeholder(element, text))
-            elif tag == _ID:
-                self.identifier(element)
-            elif tag == _SUBJECT:
-                self.note(element)
-            else:
-                self.line(element)
-        self.findings += by_name
-        self.findings += self.by_id
-        self.findings += self.by_note
-        self.findings += self.by_line
+                if (text.strip() if text else "") not in countries:
+                    self.add(
+                        "codelist.country",
+                        f"country {_quote(text)} is not ISO 3166-1 alpha-2",
+                        element,
+                    )
+            elif owner in _LOCATIONS:
+                self.location(element)
+        subjects = codelists.note_subjects()
+        for element in root.iter(_SUBJECT):
+            if element is root and root.getparent() is None:
+                continue  # a Subject alone is no note
+            self.note(element, subjects)
+        for element in root.iter(_LINE):
+            self.line(element)
 
     # --- the document header -------------------------------------------------------
 
@@ -316,29 +325,12 @@ class _Check:
 
     # --- what the walk meets --------------------------------------------------------
 
-    def placeholder(self, element: etree._Element, text: str) -> Finding:
-        """The finding about a name or place whose text _is_placeholder."""
-        return self.finding(
+    def placeholder(self, element: etree._Element, text: str) -> None:
+        self.add(
             "rule.placeholder",
             f"{_NAMED[element.tag]} {_quote(text)} is a placeholder, not a name or place",  # type: ignore[index]
             element,
         )
-
-    def identifier(self, element: etree._Element) -> None:
-        """Judge an ID by what it identifies: a country or a location (other IDs are free)."""
-        parent = element.getparent()
-        owner = parent.tag if parent is not None else None
-        if owner in _COUNTRIES:
-            if _strip(element.text) not in codelists.countries():
-                self.by_id.append(
-                    self.finding(
-                        "codelist.country",
-                        f"country {_quote(element.text)} is not ISO 3166-1 alpha-2",
-                        element,
-                    )
-                )
-        elif owner in _LOCATIONS:
-            self.location(element)
 
     def location(self, element: etree._Element) -> None:
         text = _strip(element.text)
@@ -354,65 +346,61 @@ class _Check:
             reason = "is a bare country code, not a UN/LOCODE"
         else:
             reason = "is not a UN/LOCODE"
-        self.by_id.append(
-            self.finding("codelist.location", f"location ID {_quote(text)} {reason}", element)
-        )
+        self.add("codelist.location", f"location ID {_quote(text)} {reason}", element)
 
-    def note(self, subject_element: etree._Element) -> None:
+    def note(self, subject_element: etree._Element, specs: Mapping[str, SubjectSpec]) -> None:
         """Judge a note from its Subject (walking to Subjects skips every other child).
 
-        ram:Subject exists only in SPSNoteType, so its parent is a note.
+        ram:Subject exists only in SPSNoteType, so its parent is a note; it is
+        fetched only for the notes a rule reads further.
         """
-        note = subject_element.getparent()
-        if note is None:
-            return
-        subject = _strip(subject_element.text)
-        spec = codelists.note_subjects().get(subject)
+        text = subject_element.text
+        subject = text.strip() if text else ""
+        spec = specs.get(subject)
         if spec is None:
             other = codelists.ippc_subjects().get(subject)
             kind = f"a {other.kind} acronym, not a note subject" if other else "not an IPPC code"
-            self.by_note.append(
-                self.finding(
-                    "codelist.note-subject", f"note subject {_quote(subject)} is {kind}", note
-                )
+            self.add(
+                "codelist.note-subject",
+                f"note subject {_quote(subject)} is {kind}",
+                _note(subject_element),
             )
             return
-        notes = self.notes.get(subject)
-        if notes is None:
-            self.notes[subject] = [note]
+        same = self.subjects.get(subject)
+        if same is None:
+            self.subjects[subject] = [subject_element]
         else:
-            notes.append(note)
+            same.append(subject_element)
         if subject.startswith("RPC"):
-            self.rpc_notes.append(note)
+            self.rpc_subjects.append(subject_element)
         if spec.max_length is None and spec.value_type == "text":
             return
-        for content in note:
+        for content in _note(subject_element):
             if content.tag != _CONTENT:
                 continue
             text = _strip(content.text)
             if spec.max_length is not None and len(text) > spec.max_length:
-                self.by_note.append(
-                    self.finding(
-                        "rule.note-too-long",
-                        f"{subject} content has {len(text)} characters; at most {spec.max_length}",
-                        content,
-                    )
+                self.add(
+                    "rule.note-too-long",
+                    f"{subject} content has {len(text)} characters; at most {spec.max_length}",
+                    content,
                 )
             if text and not _has_type(text, spec.value_type):
-                self.by_note.append(
-                    self.finding(
-                        "rule.note-type",
-                        f"{subject} ({spec.description}) should be a {spec.value_type}, "
-                        f"not {_quote(text)}",
-                        content,
-                    )
+                self.add(
+                    "rule.note-type",
+                    f"{subject} ({spec.description}) should be a {spec.value_type}, "
+                    f"not {_quote(text)}",
+                    content,
                 )
 
     def line(self, element: etree._Element) -> None:
-        """A trade line's own children: its number, quantities, classifications, names."""
+        """A trade line's own children: its number, quantities, classifications, names.
+
+        lxml picks them out, skipping the line's notes, packages, comments and the like.
+        """
         line = _Line(element)
         self.lines.append(line)
-        for child in element.iterchildren(*_LINE_CHILDREN):  # not its notes, packages, …
+        for child in element.iterchildren(*_LINE_CHILDREN):
             tag = child.tag
             measure = _MEASURES.get(tag)  # type: ignore[arg-type]
             if measure is not None:
@@ -422,36 +410,31 @@ class _Check:
             elif tag == _SEQUENCE:
                 if line.sequence is None:
                     line.sequence = child
-            elif tag in _LINE_NAMES:
+            else:  # a common or scientific name
                 text = child.text
                 if text and len(text) <= _PLACEHOLDER_MAX and _is_placeholder(text):
-                    self.by_line.append(self.placeholder(child, text))
+                    self.placeholder(child, text)
 
     def measure(self, measure: etree._Element, kind: str, name: str) -> None:
+        text = measure.text
         try:
-            value: Decimal | None = Decimal(_strip(measure.text))
+            value: Decimal | None = Decimal(text.strip() if text else "")
         except InvalidOperation:
             value = None
         if value is None or not value.is_finite() or value <= 0:
-            self.by_line.append(
-                self.finding(
-                    f"rule.{kind}-not-positive",
-                    f"{name} {_quote(measure.text)} is not a positive number",
-                    measure,
-                )
+            self.add(
+                f"rule.{kind}-not-positive",
+                f"{name} {_quote(text)} is not a positive number",
+                measure,
             )
         unit = measure.get("unitCode")
         if unit is None:
-            self.by_line.append(
-                self.finding(f"rule.{kind}-unit-missing", f"{name} has no unitCode", measure)
-            )
+            self.add(f"rule.{kind}-unit-missing", f"{name} has no unitCode", measure)
         elif unit.strip() not in codelists.units():
-            self.by_line.append(
-                self.finding(
-                    "codelist.unit",
-                    f"{name} unitCode {_quote(unit)} is not a UN/ECE Rec 20 code",
-                    measure,
-                )
+            self.add(
+                "codelist.unit",
+                f"{name} unitCode {_quote(unit)} is not a UN/ECE Rec 20 code",
+                measure,
             )
 
     def classification(self, classification: etree._Element) -> bool:
@@ -474,9 +457,7 @@ class _Check:
             return False
         reason = _hs_problem(code)
         if reason:
-            self.by_line.append(
-                self.finding("codelist.hs", f"HS ClassCode {_quote(text)} {reason}", code_element)
-            )
+            self.add("codelist.hs", f"HS ClassCode {_quote(text)} {reason}", code_element)
         return True
 
     # --- rules over several parts -----------------------------------------------
@@ -509,30 +490,30 @@ class _Check:
             )
 
     def replacement(self) -> None:
-        notes = self.notes
-        if "ADRP" in notes:
-            if not any(_child_text(note, _CONTENT) for note in notes.get("ADRPN", ())):
+        subjects = self.subjects
+        if "ADRP" in subjects:
+            if not any(_child_text(_note(s), _CONTENT) for s in subjects.get("ADRPN", ())):
                 self.add(
                     "rule.replacement-incomplete",
                     "ADRP declares a replacement but no ADRPN names the certificate replaced",
-                    notes["ADRP"][0],
+                    _note(subjects["ADRP"][0]),
                 )
             return
         for subject in _REPLACEMENT_DETAILS:
-            if subject in notes:
+            if subject in subjects:
                 self.add(
                     "rule.replacement-orphan",
                     f"{subject} describes a replacement but there is no ADRP note",
-                    notes[subject][0],
+                    _note(subjects[subject][0]),
                 )
 
     def reexport(self, type_code: str | None) -> None:
-        if type_code == "851" and self.rpc_notes:
+        if type_code == "851" and self.rpc_subjects:
             self.add(
                 "rule.reexport-notes-on-export",
-                f"{len(self.rpc_notes)} re-export (RPC*) note(s) on a phytosanitary "
+                f"{len(self.rpc_subjects)} re-export (RPC*) note(s) on a phytosanitary "
                 "certificate for export (851)",
-                self.rpc_notes[0],
+                _note(self.rpc_subjects[0]),
             )
         if type_code != "657":
             return
@@ -553,7 +534,7 @@ class _Check:
             )
 
     def _references_original(self) -> bool:
-        if any(_child_text(note, _CONTENT) for note in self.notes.get("RPCRF", ())):
+        if any(_child_text(_note(s), _CONTENT) for s in self.subjects.get("RPCRF", ())):
             return True
         return any(
             _child_text(reference, _ID)
@@ -565,19 +546,41 @@ class _Check:
         )
 
 
+def _note(subject: etree._Element) -> etree._Element:
+    """The note a walked Subject belongs to (the walk skips a Subject without a parent)."""
+    note = subject.getparent()
+    assert note is not None
+    return note
+
+
+_PLACEHOLDER_VERDICTS: dict[str, bool] = {}
+"""_is_placeholder's answers by text: the same names and places recur across certificates."""
+
+
 def _is_placeholder(text: str) -> bool:
+    verdict = _PLACEHOLDER_VERDICTS.get(text)
+    return _judge_placeholder(text) if verdict is None else verdict
+
+
+def _judge_placeholder(text: str) -> bool:
     """A stand-in for a missing value: "NULL", "sin dato", "N/A", or no letter or digit at all.
 
-    Empty text is not one: emptiness is the structure check's to judge.
+    Empty text is not one: emptiness is the structure check's to judge. The
+    answer is remembered (the cache is emptied when full).
     """
     folded = text.strip().casefold()
     if folded in _PLACEHOLDERS:
-        return True
-    if not folded:
-        return False
-    if " " in folded and " ".join(folded.split()) in _PLACEHOLDERS:
-        return True
-    return _ALNUM.search(folded) is None
+        verdict = True
+    elif not folded:
+        verdict = False
+    elif " " in folded and " ".join(folded.split()) in _PLACEHOLDERS:
+        verdict = True
+    else:  # \w is a letter, a digit or "_": the first character mostly settles it
+        verdict = not folded[0].isalnum() and _ALNUM.search(folded) is None
+    if len(_PLACEHOLDER_VERDICTS) >= _CACHE_MAX:
+        _PLACEHOLDER_VERDICTS.clear()
+    _PLACEHOLDER_VERDICTS[text] = verdict
+    return verdict
 
 
 def _hs_problem(code: str) -> str:
