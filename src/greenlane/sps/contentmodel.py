@@ -6,19 +6,12 @@ child's compiled type in one dict lookup, so a valid child costs the validator
 almost nothing. The nested xmldsig models become a nondeterministic automaton
 (:class:`Nfa`, a few states, walked as a set). Attributes and simple values get
 their checkers from :mod:`greenlane.sps.lexical`.
-
-For the valid-document fast path every complex type also gets ``moves``: its rows
-again (for a nested model, the rows of its NFA made deterministic) as plain dicts
-(:class:`Moves`) holding only what that path needs, and only the moves the
-diagnosing walk would make without a finding.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
-
-from lxml import etree
 
 from greenlane.sps import tables
 from greenlane.sps.lexical import Checker, compile_checkers, normalize, plain_codes
@@ -39,28 +32,6 @@ GENERAL = 4
 """Simple content with required attributes: the general (slower) path."""
 CODE = 5
 """Simple content that is one code of a code list: a set lookup, inline."""
-
-# How the fast path handles a node, most frequent first (the loop tests them in this order).
-FAST_LEAF = 0
-"""Simple content whose value needs no check."""
-FAST_COMPLEX = 1
-"""Element content, neither mixed nor with required attributes."""
-FAST_CODE = 2
-"""One of a code list: a set lookup; the checker decides the rest."""
-FAST_MISC = 3
-"""A comment or processing instruction."""
-FAST_VALUE = 4
-"""A typed value, checked once per distinct value (``CType.valid``)."""
-FAST_GENERAL = 5
-"""Simple content with required attributes."""
-FAST_COMPLEX_GENERAL = 6
-"""Element content that is mixed or has required attributes."""
-FAST_STOP = 7
-"""Anything else: the fast path gives up."""
-
-
-def _accept(_value: str) -> None:
-    return None
 
 
 @dataclass(slots=True)
@@ -84,30 +55,6 @@ class Row:
 
 
 Step = tuple["Row", "CType", int, "Checker | None", "frozenset[str] | None"]
-FastStep = tuple["Moves", int, "CType", frozenset[str], Checker]
-"""(the next moves, the node's fast kind, its type, its codes, its value checker)."""
-_NO_CODES: frozenset[str] = frozenset()
-
-
-class Moves(dict[str, FastStep]):
-    """A row for the fast path: tag -> :data:`FastStep`.
-
-    A dict itself, so that a step is one subscript; a comment or processing
-    instruction keeps the row, anything else stops (see ``__missing__``).
-    """
-
-    __slots__ = ("final", "misc", "stop")
-
-    def __init__(self, final: bool) -> None:
-        super().__init__()
-        self.final = final
-        self.misc: FastStep = (self, FAST_MISC, IGNORE, _NO_CODES, _accept)
-        self.stop: FastStep = (self, FAST_STOP, IGNORE, _NO_CODES, _accept)
-
-    def __missing__(self, key: object) -> FastStep:
-        if key is etree.Comment or key is etree.ProcessingInstruction:
-            return self.misc
-        return self.stop
 
 
 @dataclass(slots=True)
@@ -143,10 +90,6 @@ class CType:
     child_types: tuple[CType, ...] = ()
     start: Row | None = None
     rows: dict[tuple[int, int], Row] = field(default_factory=dict)
-    moves: Moves | None = None
-    """The first row for the fast path (flat and nested models alike); None for simple types."""
-    valid: set[str] = field(default_factory=set)
-    """Values ``value`` accepted already (bounded): certificates repeat dates, units, numbers."""
 
 
 def _attr(a_name: str, type_key: str, fixed: str | None) -> Attr:
@@ -319,87 +262,12 @@ def _closure(s: int, epsilon: list[list[int]]) -> frozenset[int]:
     return frozenset(seen)
 
 
-def _dfa_rows(t: CType) -> Row:
-    """The NFA of ``t`` made deterministic, as rows for the fast path; the first row.
-
-    Only the moves that :meth:`_Walk.step` makes without a finding are kept: a tag
-    that one or more particles of a single type match. A wildcard match, an unknown
-    tag or an ambiguous one has no move, so the fast path hands the document over.
-    """
-    nfa = t.nfa
-    assert nfa is not None
-    alphabet = sorted({m.tag for moves in nfa.moves for m, _ in moves if isinstance(m, Particle)})
-    rows = {nfa.start: Row(-1, 0, final=nfa.accept in nfa.start)}
-    todo = [nfa.start]
-    while todo:
-        state = todo.pop()
-        for tag in alphabet:
-            following: set[int] = set()
-            matched: list[Particle | Wildcard] = []
-            for s in state:
-                for m, targets in nfa.moves[s]:
-                    if m.tag == tag if isinstance(m, Particle) else admits(m, tag):
-                        following |= targets
-                        matched.append(m)
-            particles = [m for m in matched if isinstance(m, Particle)]
-            if not particles or len(particles) < len(matched):
-                continue
-            if any(p.type != particles[0].type for p in particles):
-                continue
-            target = frozenset(following)
-            if target not in rows:
-                rows[target] = Row(-1, 0, final=nfa.accept in target)
-                todo.append(target)
-            rows[state].next[tag] = _step(rows[target], TYPES[particles[0].type])
-    return rows[nfa.start]
-
-
-def _moves(start: Row) -> Moves:
-    """The rows from ``start`` on as :class:`Moves`, each row once."""
-    made = {id(start): Moves(start.final)}
-    todo = [start]
-    while todo:
-        row = todo.pop()
-        moves = made[id(row)]
-        for tag, (target, child, _mode, _check, _codes) in row.next.items():
-            if id(target) not in made:
-                made[id(target)] = Moves(target.final)
-                todo.append(target)
-            step = _fast_step(made[id(target)], child)
-            if step is not None:
-                moves[tag] = step
-    return made[id(start)]
-
-
-def _fast_step(moves: Moves, child: CType) -> FastStep | None:
-    """The fast path's move to ``moves`` on a child of type ``child``; None: leave it to _Walk."""
-    if child.mode == COMPLEX:
-        general = child.mixed or child.required_attrs
-        kind = FAST_COMPLEX_GENERAL if general else FAST_COMPLEX
-    elif child.required_attrs:
-        kind = FAST_GENERAL
-    elif child.mode == LEAF:
-        kind = FAST_LEAF
-    elif child.mode == CODE:
-        kind = FAST_CODE
-    elif child.mode == VALUE:
-        kind = FAST_VALUE
-    else:
-        return None
-    return (moves, kind, child, child.codes or _NO_CODES, child.value or _accept)
-
-
 def admits(w: Wildcard, tag: str) -> bool:
     uri = tag[1 : tag.index("}")] if tag[:1] == "{" else ""
     return (w.namespaces is None or uri in w.namespaces) and uri not in w.excluded
 
 
 # --- everything, once -----------------------------------------------------------------
-
-IGNORE = CType("#ignore", "ignore", mode=SKIP)
-"""The subtree is not validated: an unexpected element, or one a skip wildcard admits."""
-LAX = CType("#lax", "lax", mode=SKIP)
-"""An undeclared element a lax wildcard admits: only its declared descendants are validated."""
 
 TYPES: dict[str, CType] = {key: _compile_complex(ct) for key, ct in tables.COMPLEX_TYPES.items()}
 TYPES.update({key: _compile_simple(key) for key in tables.SIMPLE_TYPES})
@@ -410,11 +278,10 @@ for _t in TYPES.values():
         _build_sequence_rows(_t)
     elif _t.kind == "choice":
         _build_choice_rows(_t)
-for _t in TYPES.values():
-    if _t.start is not None:
-        _t.moves = _moves(_t.start)
-    elif _t.nfa is not None:
-        _t.moves = _moves(_dfa_rows(_t))
 
 ROOT_TYPE = TYPES[tables.ROOT.type]
 GLOBALS: dict[str, CType] = {tag: TYPES[key] for tag, key in tables.GLOBAL_ELEMENTS.items()}
+IGNORE = CType("#ignore", "ignore", mode=SKIP)
+"""The subtree is not validated: an unexpected element, or one a skip wildcard admits."""
+LAX = CType("#lax", "lax", mode=SKIP)
+"""An undeclared element a lax wildcard admits: only its declared descendants are validated."""

@@ -3,9 +3,8 @@
 Agrees with the official XSD (as libxml2 runs it) on whether a certificate is
 valid, without loading any schema: content models, cardinalities, order,
 attributes and every simple value. The types are compiled once at import
-(:mod:`greenlane.sps.contentmodel`); a certificate is then walked in document
-order by a fast path that can only prove it valid and, when that path gives up,
-once more by the diagnosing walk.
+(:mod:`greenlane.sps.contentmodel`); a certificate is then walked once, in
+document order.
 
 Findings are in area ``structure`` and point at the offending element with an
 XPath in the standard prefixes (``PATH_NAMESPACES``) and with a positional
@@ -27,7 +26,6 @@ from greenlane.sps.contentmodel import (
     SKIP,
     TYPES,
     CType,
-    Moves,
     Nfa,
     Row,
     admits,
@@ -51,11 +49,8 @@ Frame = tuple[etree._Element, CType, Row | None, frozenset[int]]
 
 def check_structure(root: etree._Element) -> list[Finding]:
     """Every structural finding about a certificate (empty when the XSD would accept it)."""
-    tag = root.tag
-    if tag == tables.ROOT.tag and _certainly_valid(root):
-        return []
     walk = _Walk()
-    if tag != tables.ROOT.tag:
+    if root.tag != tables.ROOT.tag:
         walk.report(
             "structure.unexpected",
             f"the root is {_qname(_tag(root))}, not {_qname(tables.ROOT.tag)}",
@@ -64,140 +59,6 @@ def check_structure(root: etree._Element) -> list[Finding]:
     else:
         walk.run(root)
     return walk.findings
-
-
-_WS_BYTES = _WS.encode()
-_VALID_CACHE = 4096
-"""How many valid values a type remembers before it starts afresh."""
-
-
-def _certainly_valid(root: etree._Element) -> bool:
-    """Whether the certificate is valid, by a quick walk that gives up at anything unusual.
-
-    Most certificates are valid, and proving it needs far less than diagnosing:
-    no paths, no messages, no frames for leaves. True only when :class:`_Walk`
-    would find nothing; False hands the document to it.
-
-    The time goes into lxml calls and bytecode per node, so a node costs ``tag``,
-    one dict subscript, ``items()`` and, for a leaf, ``text``. Where a parent's
-    children end is counted with ``len()`` instead of asked with ``getparent()``;
-    leaves are taken to have no children, which holds exactly when the count comes
-    out even (the last node closes the root). Text in element-only content is not
-    read node by node: the document's text (one C call) must have no more
-    non-whitespace characters than the text the types allow (leaf values, mixed
-    content), which is read anyway.
-    """
-    first = ROOT_TYPE.moves
-    left = len(root)
-    if first is None or not left:
-        return False  # not a certificate anyone sends: let the walk say why
-    moves: Moves = first
-    ids: set[str] = set()
-    items = root.items()
-    if (items or ROOT_TYPE.required_attrs) and not _attributes_valid(root, ROOT_TYPE, items, ids):
-        return False
-    allowed: list[str | None] = []
-    keep = allowed.append
-    stack: list[tuple[Moves, int, bool]] = []
-    push = stack.append
-    pop = stack.pop
-    mixed = False
-    nodes = root.iter()
-    next(nodes)
-    for e in nodes:
-        if mixed:
-            keep(e.tail)
-        moves, kind, ct, codes, check = moves[e.tag]  # type: ignore[index]
-        if not kind:  # FAST_LEAF
-            if e.items() and not _attributes_valid(e, ct, e.items(), ids):
-                return False
-            keep(e.text)
-        elif kind == 1:  # FAST_COMPLEX
-            if e.items() and not _attributes_valid(e, ct, e.items(), ids):
-                return False
-            n = len(e)
-            if n:
-                push((moves, left - 1, mixed))
-                moves, left, mixed = ct.moves, n, False  # type: ignore[assignment]
-                continue
-            if not ct.moves.final:  # type: ignore[union-attr]
-                return False
-        elif kind == 2:  # FAST_CODE
-            if e.items() and not _attributes_valid(e, ct, e.items(), ids):
-                return False
-            value = e.text
-            keep(value)
-            if value not in codes and check(value or "") is not None:
-                return False
-        elif kind == 3:  # FAST_MISC
-            pass
-        elif kind == 7:  # FAST_STOP
-            return False
-        elif kind == 6:  # FAST_COMPLEX_GENERAL
-            items = e.items()
-            if (items or ct.required_attrs) and not _attributes_valid(e, ct, items, ids):
-                return False
-            n = len(e)
-            if ct.mixed:
-                keep(e.text)
-            if n:
-                push((moves, left - 1, mixed))
-                moves, left, mixed = ct.moves, n, ct.mixed  # type: ignore[assignment]
-                continue
-            if not ct.moves.final:  # type: ignore[union-attr]
-                return False
-        else:  # FAST_VALUE, FAST_GENERAL
-            items = e.items()
-            if (items or kind == 5) and not _attributes_valid(e, ct, items, ids):
-                return False
-            value = e.text
-            keep(value)
-            if value is None:
-                value = ""
-            valid = ct.valid
-            if value not in valid:
-                if check(value) is not None:
-                    return False
-                if len(valid) >= _VALID_CACHE:
-                    valid.clear()
-                valid.add(value)
-        left -= 1
-        while not left:
-            if not moves.final:
-                return False
-            if not stack:
-                if next(nodes, None) is not None:
-                    return False  # a leaf has children
-                break
-            moves, left, mixed = pop()
-    if left or stack:
-        return False
-    text = etree.tostring(root, method="text", encoding="utf-8", with_tail=False)
-    legit = "".join(filter(None, allowed)).encode()
-    return len(text.translate(None, _WS_BYTES)) == len(legit.translate(None, _WS_BYTES))
-
-
-def _attributes_valid(
-    el: etree._Element, t: CType, items: list[tuple[str, str]], ids: set[str]
-) -> bool:
-    """Whether :meth:`_Walk.attributes` would find nothing (an xsi:type is left to it)."""
-    attrs = t.attrs
-    for name, value in items:
-        a = attrs.get(name)
-        if a is None:
-            if name in _XSI_IGNORED:
-                continue
-            return False
-        if a.check(value) is not None:
-            return False
-        if a.fixed is not None and normalize(value, a.whitespace) != a.fixed:
-            return False
-        if a.is_id:
-            key = value.strip(_WS)
-            if key in ids:
-                return False
-            ids.add(key)
-    return all(el.get(name) is not None for name in t.required_attrs)
 
 
 class _Walk:
