@@ -71,15 +71,15 @@ class ValidationResult:
 
 
 def judge(document: XmlDocument, result: ValidationResult, settings: Settings) -> ValidationResult:
-    kind = KINDS.get(etree.QName(document.root).text)
+    tag = str(document.root.tag)  # a root is always an element: its tag is already a str
+    kind = KINDS.get(tag)
     result.document = document
     if kind is None:
         expected = ", ".join(sorted(KINDS))
         result.findings.append(
             finding(
                 "xml.unknown-root",
-                f"root element {etree.QName(document.root).text} is not a document greenlane "
-                f"reads (expected {expected})",
+                f"root element {tag} is not a document greenlane reads (expected {expected})",
                 "/*",
             )
         )

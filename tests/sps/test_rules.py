@@ -327,6 +327,19 @@ def test_weight_without_unit_is_a_warning(cert: etree._Element) -> None:
     assert_one(run(cert), "rule.weight-unit-missing", Level.WARNING)
 
 
+def test_line_child_paths_count_namesakes_only(cert: etree._Element) -> None:
+    """A line child's path counts its namesakes before it, not comments or other children."""
+    weight = one(cert, "//ram:NetWeightMeasure")
+    second = ram("NetWeightMeasure", "0", unitCode="KGM")
+    weight.addnext(second)
+    weight.addnext(etree.Comment("between"))
+    weight.addnext(ram("GrossWeightMeasure", "-1", unitCode="KGM"))
+    found = run(cert)
+    paths = {f.path for f in with_code(found, "rule.weight-not-positive")}
+    assert paths == {f"{LINE}/ram:GrossWeightMeasure[1]", f"{LINE}/ram:NetWeightMeasure[2]"}
+    assert path_of(second) == f"{LINE}/ram:NetWeightMeasure[2]"
+
+
 def test_volume_without_unit_is_a_warning(cert: etree._Element) -> None:
     """A volume without unitCode is a warning of its own code."""
     one(cert, "//ram:NetWeightMeasure").addnext(ram("NetVolumeMeasure", "2"))

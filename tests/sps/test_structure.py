@@ -168,6 +168,26 @@ def test_text_in_element_only_content_is_refused() -> None:
     assert _findings(root) == [("structure.text", "/rsm:SPSCertificate/rsm:SPSExchangedDocument")]
 
 
+def test_text_after_a_comment_is_reported_at_the_parent_before_its_children() -> None:
+    """Text after a comment in element-only content: structure.text, in document order, once."""
+    root = etree.parse(str(SMALL)).getroot()
+    document = root.find(f"{{{RSM}}}SPSExchangedDocument")
+    assert document is not None
+    comment = etree.Comment("note")
+    comment.tail = "stray"
+    document.append(comment)
+    document[0].tail = "more"
+    document[0].text = ""
+    document[0].append(etree.Element(f"{{{RAM}}}Inner"))
+    assert _findings(root) == [
+        ("structure.text", "/rsm:SPSCertificate/rsm:SPSExchangedDocument"),
+        (
+            "structure.unexpected",
+            "/rsm:SPSCertificate/rsm:SPSExchangedDocument/ram:ID/ram:Inner[1]",
+        ),
+    ]
+
+
 def test_a_comment_inside_a_code_splits_nothing() -> None:
     """A comment in simple content is ignored: the value is the text around it, joined."""
     root = etree.parse(str(SMALL)).getroot()

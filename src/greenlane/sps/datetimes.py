@@ -66,7 +66,38 @@ _COMPACT = {
 }
 
 
+_new = object.__new__
+_set_text, _set_value, _set_reading, _set_offset = (
+    ParsedDateTime.__dict__[name].__set__ for name in ("text", "value", "reading", "offset")
+)
+
+
+def _parsed(
+    text: str, value: datetime | None, reading: Reading, offset: timedelta | None = None
+) -> ParsedDateTime:
+    """ParsedDateTime(...) through its slots: the frozen dataclass's __init__, setting each
+    field with object.__setattr__, cost as much as the reading itself.
+    """
+    parsed: ParsedDateTime = _new(ParsedDateTime)
+    _set_text(parsed, text)
+    _set_value(parsed, value)
+    _set_reading(parsed, reading)
+    _set_offset(parsed, offset)
+    return parsed
+
+
+_OFFSETS: dict[str, timedelta] = {}
+"""The zones read so far: few distinct ones recur (Z, -05:00, +01:00, …)."""
+
+
 def _offset(zone: str) -> timedelta:
+    offset = _OFFSETS.get(zone)
+    if offset is None:
+        offset = _OFFSETS[zone] = _read_offset(zone)
+    return offset
+
+
+def _read_offset(zone: str) -> timedelta:
     if zone in ("Z", "z"):
         return timedelta(0)
     sign = -1 if zone[0] == "-" else 1
@@ -88,7 +119,7 @@ def _from_match(text: str, match: re.Match[str]) -> ParsedDateTime:
     day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
     if parts.get("hour") is None:
         value = datetime.combine(day, time(0), tz).astimezone(UTC)
-        return ParsedDateTime(text, value, Reading.DATE_ONLY, offset)
+        return _parsed(text, value, Reading.DATE_ONLY, offset)
     hour, minute = int(parts["hour"]), int(parts["minute"])
     second = int(parts.get("second") or 0)
     micro = int((parts.get("fraction") or "0")[:6].ljust(6, "0"))
@@ -97,7 +128,7 @@ def _from_match(text: str, match: re.Match[str]) -> ParsedDateTime:
         hour, extra = 0, timedelta(days=1)
     value = (datetime.combine(day, time(hour, minute, second, micro), tz) + extra).astimezone(UTC)
     reading = Reading.ZONED if offset is not None else Reading.NO_ZONE
-    return ParsedDateTime(text, value, reading, offset)
+    return _parsed(text, value, reading, offset)
 
 
 def parse_datetime(text: str | None, fmt: str | None = None) -> ParsedDateTime:
@@ -109,13 +140,13 @@ def parse_datetime(text: str | None, fmt: str | None = None) -> ParsedDateTime:
     original = text or ""
     stripped = original.strip()
     if not stripped:
-        return ParsedDateTime(original, None, Reading.EMPTY)
+        return _parsed(original, None, Reading.EMPTY)
     pattern = _COMPACT.get(fmt.strip()) if fmt else None
     match = (pattern or _ISO).fullmatch(stripped)
     if match is None and pattern is not None:
         match = _ISO.fullmatch(stripped)
     if match is None:
-        return ParsedDateTime(original, None, Reading.UNPARSEABLE)
+        return _parsed(original, None, Reading.UNPARSEABLE)
     try:
         if match.re is _ISO and match["hour"] is not None:
             fast = _fast(original, stripped, match["zone"])
@@ -123,7 +154,7 @@ def parse_datetime(text: str | None, fmt: str | None = None) -> ParsedDateTime:
                 return fast
         return _from_match(original, match)
     except (ValueError, OverflowError):
-        return ParsedDateTime(original, None, Reading.UNPARSEABLE)
+        return _parsed(original, None, Reading.UNPARSEABLE)
 
 
 def _fast(original: str, stripped: str, zone: str | None) -> ParsedDateTime | None:
@@ -136,8 +167,8 @@ def _fast(original: str, stripped: str, zone: str | None) -> ParsedDateTime | No
     if value.utcoffset() != offset:
         return None
     if offset is None:
-        return ParsedDateTime(original, value.replace(tzinfo=UTC), Reading.NO_ZONE)
-    return ParsedDateTime(original, value.astimezone(UTC), Reading.ZONED, offset)
+        return _parsed(original, value.replace(tzinfo=UTC), Reading.NO_ZONE)
+    return _parsed(original, value.astimezone(UTC), Reading.ZONED, offset)
 
 
 _DATETIME_STRING = f"{{{UDT}}}DateTimeString"

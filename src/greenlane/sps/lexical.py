@@ -441,6 +441,21 @@ _NMTOKEN = re.compile(f"[ \t\n\r]*[:{_NAME_CHAR}]+[ \t\n\r]*")
 _LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")
 
 
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    "decimal": _DECIMAL,
+    "boolean": _BOOLEAN,
+    "float": _FLOAT,
+    "double": _FLOAT,
+    "hexBinary": _HEX,
+    "NCName": _NCNAME,
+    "ID": _NCNAME,
+    "IDREF": _NCNAME,
+    "Name": _NAME,
+    "NMTOKEN": _NMTOKEN,
+}
+"""The built-ins whose lexical space is one regular expression (on the value as it appears)."""
+
+
 def _always(_value: str) -> bool:
     return True
 
@@ -453,19 +468,12 @@ def builtin_lexical(builtin: str) -> Callable[[str], bool]:
         return _integer_check(builtin)
     if builtin in ("dateTime", "date", "time"):
         return _date_check(builtin)
+    pattern = _PATTERNS.get(builtin)
+    if pattern is not None:
+        return lambda v: pattern.fullmatch(v) is not None
     simple: dict[str, Callable[[str], bool]] = {
-        "decimal": lambda v: _DECIMAL.fullmatch(v) is not None,
-        "boolean": lambda v: _BOOLEAN.fullmatch(v) is not None,
-        "float": lambda v: _FLOAT.fullmatch(v) is not None,
-        "double": lambda v: _FLOAT.fullmatch(v) is not None,
-        "hexBinary": lambda v: _HEX.fullmatch(v) is not None,
         "base64Binary": lambda v: _base64_octets(v) is not None,
         "anyURI": _any_uri,
-        "NCName": lambda v: _NCNAME.fullmatch(v) is not None,
-        "ID": lambda v: _NCNAME.fullmatch(v) is not None,
-        "IDREF": lambda v: _NCNAME.fullmatch(v) is not None,
-        "Name": lambda v: _NAME.fullmatch(v) is not None,
-        "NMTOKEN": lambda v: _NMTOKEN.fullmatch(v) is not None,
         "language": lambda v: _LANGUAGE.fullmatch(collapse(v)) is not None,
     }
     if builtin not in simple:
@@ -622,6 +630,17 @@ def plain_codes(st: SimpleType) -> frozenset[str] | None:
     if builtin_lexical(st.builtin) is not _always or _facets(st):
         return None
     return st.enumeration
+
+
+def plain_pattern(st: SimpleType) -> re.Pattern[str] | None:
+    """The expression of a type that is nothing but a built-in with one (a decimal, say), else None.
+
+    Such a value is valid exactly when the expression matches all of it, so the
+    validator can match it without calling the type's checker.
+    """
+    if st.members or st.enumeration is not None or _facets(st):
+        return None
+    return _PATTERNS.get(st.builtin)
 
 
 def _union(name: str, members: list[Checker]) -> Checker:

@@ -205,7 +205,7 @@ class _Check:
         self.top = tree.getroot()
         self.top_path = "/" + _step(self.top.tag)  # type: ignore[arg-type]
         self.subjects: dict[str, list[etree._Element]] = {}
-        """A note subject's Subject elements; a note is its Subject's parent."""
+        """The Subject elements of the _TRACKED subjects; a note is its Subject's parent."""
         self.rpc_subjects: list[etree._Element] = []
         self.lines: list[_Line] = []
 
@@ -251,11 +251,15 @@ class _Check:
                     )
             elif owner in _LOCATIONS:
                 self.location(element)
-        subjects = codelists.note_subjects()
+        specs = codelists.note_subjects()
+        further = _read_further(specs)
+        alone = root if root.getparent() is None else None  # a Subject alone is no note
         for element in root.iter(_SUBJECT):
-            if element is root and root.getparent() is None:
-                continue  # a Subject alone is no note
-            self.note(element, subjects)
+            text = element.text
+            subject = text.strip() if text else ""
+            if further.get(subject) is False or element is alone:
+                continue  # most notes: a known subject, and no rule reads more of them
+            self.note(element, subject, specs)
         for element in root.iter(_LINE):
             self.line(element)
 
@@ -348,14 +352,14 @@ class _Check:
             reason = "is not a UN/LOCODE"
         self.add("codelist.location", f"location ID {_quote(text)} {reason}", element)
 
-    def note(self, subject_element: etree._Element, specs: Mapping[str, SubjectSpec]) -> None:
+    def note(
+        self, subject_element: etree._Element, subject: str, specs: Mapping[str, SubjectSpec]
+    ) -> None:
         """Judge a note from its Subject (walking to Subjects skips every other child).
 
         ram:Subject exists only in SPSNoteType, so its parent is a note; it is
         fetched only for the notes a rule reads further.
         """
-        text = subject_element.text
-        subject = text.strip() if text else ""
         spec = specs.get(subject)
         if spec is None:
             other = codelists.ippc_subjects().get(subject)
@@ -366,11 +370,8 @@ class _Check:
                 _note(subject_element),
             )
             return
-        same = self.subjects.get(subject)
-        if same is None:
-            self.subjects[subject] = [subject_element]
-        else:
-            same.append(subject_element)
+        if subject in _TRACKED:
+            self.subjects.setdefault(subject, []).append(subject_element)
         if subject.startswith("RPC"):
             self.rpc_subjects.append(subject_element)
         if spec.max_length is None and spec.value_type == "text":
@@ -544,6 +545,30 @@ class _Check:
             )
             for reference in self.root.iter(_REFERENCE)
         )
+
+
+_TRACKED = frozenset({"ADRP", *_REPLACEMENT_DETAILS, "RPCRF"})
+"""The note subjects the rules over several parts look for."""
+_FURTHER: tuple[Mapping[str, SubjectSpec], dict[str, bool]] = ({}, {})
+
+
+def _read_further(specs: Mapping[str, SubjectSpec]) -> dict[str, bool]:
+    """Note subject -> whether any rule reads more than that it is a note subject.
+
+    False for most: a text without a length limit, in no rule over several parts.
+    Made again only when the code list is another object (tests replace it).
+    """
+    global _FURTHER
+    if _FURTHER[0] is not specs:
+        further = {
+            code: code in _TRACKED
+            or code.startswith("RPC")
+            or spec.max_length is not None
+            or spec.value_type != "text"
+            for code, spec in specs.items()
+        }
+        _FURTHER = (specs, further)
+    return _FURTHER[1]
 
 
 def _note(subject: etree._Element) -> etree._Element:

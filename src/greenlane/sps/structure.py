@@ -28,7 +28,10 @@ from greenlane.sps.contentmodel import (
     CType,
     Nfa,
     Row,
+    Step,
     admits,
+    info,
+    nfa_row,
 )
 from greenlane.sps.lexical import collapse, normalize
 from greenlane.sps.tabletypes import Particle, Wildcard
@@ -38,13 +41,17 @@ _XSI_TYPE = f"{{{XSI}}}type"
 _XSI_NIL = f"{{{XSI}}}nil"
 _XSI_IGNORED = frozenset({f"{{{XSI}}}schemaLocation", f"{{{XSI}}}noNamespaceSchemaLocation"})
 _WS = " \t\n\r"
+_BLANK: frozenset[str | None] = frozenset(
+    {None} | {lead + c * n for lead in ("", "\n", "\r\n", "\n\n") for c in " \t" for n in range(41)}
+)
+"""Texts that are surely whitespace (no text, and the usual indentations): one set lookup.
+
+Any other text gets the full check, so this is only a shortcut for the common case.
+"""
 
 PATH_NAMESPACES: dict[str, str] = dict(tables.NAMESPACES)
 """The prefixes used in finding paths; pass them to XPath to evaluate a path."""
 _PREFIX_OF = {uri: prefix for prefix, uri in tables.NAMESPACES.items()}
-_NO_STATE: frozenset[int] = frozenset()
-
-Frame = tuple[etree._Element, CType, Row | None, frozenset[int]]
 
 
 def check_structure(root: etree._Element) -> list[Finding]:
@@ -57,8 +64,16 @@ def check_structure(root: etree._Element) -> list[Finding]:
             root,
         )
     else:
-        walk.run(root)
+        try:
+            walk.run(root, careful=False)
+        except _NotAnElement:
+            walk = _Walk()
+            walk.run(root, careful=True)
     return walk.findings
+
+
+class _NotAnElement(Exception):
+    """A comment, processing instruction or entity: the walk starts over, carefully."""
 
 
 class _Walk:
@@ -66,167 +81,205 @@ class _Walk:
 
     ``root.iter()`` runs in C and each element finds its frame through
     ``getparent()``: no per-parent child iterators and no recursion, which is
-    where a naive walk spends its time. Leaves with simple content get no frame.
+    where a naive walk spends its time. A frame is the open element and the row
+    its content has reached; leaves with simple content get no frame.
     """
 
-    __slots__ = ("findings", "has_misc", "ids", "paths", "text_reported")
+    __slots__ = ("findings", "ids", "misc_text", "paths", "text_reported")
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
         self.ids: set[str] = set()
         self.text_reported: set[etree._Element] = set()
         self.paths: dict[etree._Element, tuple[str, CType | None]] = {}
-        self.has_misc = False
+        self.misc_text: set[etree._Element] = set()
+        """The elements with text after a comment or processing instruction among their children."""
 
     def report(self, code: str, message: str, el: etree._Element) -> None:
         self.findings.append(finding(code, message, element_path(el, self.paths)))
 
-    def run(self, root: etree._Element) -> None:
-        misc = root.iter(etree.Comment, etree.ProcessingInstruction)
-        self.has_misc = has_misc = next(misc, None) is not None
+    def run(self, root: etree._Element, careful: bool) -> None:
+        """The hot loop: every valid element costs a few bytecodes and no call of ours.
+
+        A valid child is one subscript of the row (a dict), which also gives
+        its mode, type and datum; everything else (diagnoses, nested models,
+        wildcards, attributes, text where there should be none) is a method
+        off this path. The branches are inlined and ordered by how often they
+        are taken, hence the modes as literals and some repetition.
+
+        Comments and processing instructions are rare, but where there are any
+        text must be looked at more closely, and knowing costs a pass. So the
+        walk first assumes there are none, visiting every node: the first that
+        is not an element raises :class:`_NotAnElement`, and a ``careful`` walk
+        starts over, looking first and then visiting only the elements.
+        """
+        misc_text = self.misc_text
+        if careful:
+            misc = root.iter(etree.Comment, etree.ProcessingInstruction)
+            has_misc = next(misc, None) is not None
+            if has_misc:
+                self.misc_text = misc_text = _misc_text(root)
+            elements = root.iter(etree.Element)
+        else:
+            has_misc = False
+            elements = root.iter()
         items = root.items()
         if items or ROOT_TYPE.required_attrs:
             self.attributes(root, ROOT_TYPE, items)
         self.opened(root, ROOT_TYPE)
-        stack: list[Frame] = []
+        blank = _BLANK
+        stack: list[tuple[etree._Element, Row]] = []
         push = stack.append
         pop = stack.pop
-        ws = _WS
-        cur_el, cur_t, row, state = root, ROOT_TYPE, ROOT_TYPE.start, _NO_STATE
-        elem_only = cur_t.elem_only
+        cur_el, row = root, ROOT_TYPE.start
+        assert row is not None
         # A leaf gets no frame; should an element turn out to be its child, the
-        # leaf is the previous element in document order: ``leaf`` remembers it.
+        # leaf is the previous element in document order: ``leaf`` remembers it,
+        # and ``mode``, ``ct`` and ``datum`` are still the leaf's.
         leaf: etree._Element | None = None
-        leaf_t = IGNORE
-        elements = root.iter(etree.Element)
+        mode, ct, datum = 0, ROOT_TYPE, None
         next(elements)
         for e in elements:
             parent = e.getparent()
             if parent is not cur_el:
-                if leaf is not None and parent is leaf:
-                    push((cur_el, cur_t, row, state))
-                    if leaf_t.mode == SKIP:
-                        cur_el, cur_t = leaf, leaf_t
-                    else:
-                        self.simple_with_children(leaf, leaf_t)
-                        cur_el, cur_t = leaf, IGNORE
-                    row, state, elem_only = None, _NO_STATE, False
+                if parent is leaf and leaf is not None:
+                    push((cur_el, row))
+                    cur_el, row = leaf, self.inside_leaf(leaf, mode, ct, datum)
                 else:
-                    while parent is not cur_el:
-                        if row is None or not row.final:
-                            self.close(cur_el, cur_t, row, state)
-                        cur_el, cur_t, row, state = pop()
-                    elem_only = cur_t.elem_only
-            if elem_only:
-                tail = e.tail
-                if tail and tail.strip(ws):
-                    self.text(cur_el)
-            if row is not None:
-                hit = row.next.get(e.tag)  # type: ignore[arg-type]
-                if hit is None:
-                    row, ct = self.diagnose(cur_el, e, cur_t, row)
-                    mode, check, codes = ct.mode, ct.value, ct.codes
-                else:
-                    row, ct, mode, check, codes = hit
-            else:
-                if cur_t.nfa is not None:
-                    state, ct = self.step(cur_t, state, e)
-                elif cur_t is LAX:
-                    ct = self.admitted(e, "lax")
-                else:
-                    ct = IGNORE
-                mode, check, codes = ct.mode, ct.value, ct.codes
-            if mode == 1:  # LEAF: any text will do
+                    while True:
+                        if not row[None].final:
+                            self.close(cur_el, row)
+                        cur_el, row = pop()
+                        if parent is cur_el:
+                            break
+            if e.tail not in blank:
+                self.tail(cur_el, row, e)
+            try:
+                row, mode, ct, datum = row[e.tag]  # type: ignore[index]
+            except KeyError:
+                row, mode, ct, datum = self.unlisted(cur_el, row, e)
+            if mode == 0:  # COMPLEX: a frame, whose row is the datum
                 if e.items():
                     self.attributes(e, ct, e.items())
-                leaf, leaf_t = e, ct
-                if has_misc and len(e):
-                    self.simple_with_children(e, ct)
-                    push((cur_el, cur_t, row, state))
-                    cur_el, cur_t, row, state, elem_only = e, IGNORE, None, _NO_STATE, False
-            elif mode == 0:  # COMPLEX
-                items = e.items()
-                if items or ct.required_attrs:
-                    self.attributes(e, ct, items)
-                push((cur_el, cur_t, row, state))
-                cur_el, cur_t, row = e, ct, ct.start
-                if ct.nfa is not None:
-                    state = ct.nfa.start
-                elem_only = ct.elem_only
-                if elem_only:
-                    text = e.text
-                    if has_misc or (text and text.strip(ws)):
-                        self.opened(e, ct)
-            elif mode == 5:  # CODE: one of a code list
+                push((cur_el, row))
+                cur_el, row = e, datum
+                if e.text not in blank or (has_misc and e in misc_text):
+                    self.opened(e, ct)
+            elif mode == 1:  # LEAF: any text will do
                 if e.items():
                     self.attributes(e, ct, e.items())
-                leaf, leaf_t = e, ct
+                leaf = e
                 if has_misc and len(e):
-                    self.simple_with_children(e, ct)
-                    push((cur_el, cur_t, row, state))
-                    cur_el, cur_t, row, state, elem_only = e, IGNORE, None, _NO_STATE, False
-                else:
-                    value = e.text
-                    if value not in codes:  # type: ignore[operator]
-                        value = value or ""
-                        problem = check(value)  # type: ignore[misc]
-                        if problem is not None:
-                            self.bad_value(e, value, problem)
-            elif mode == 2:  # VALUE: a typed value
+                    push((cur_el, row))
+                    cur_el, row = e, self.inside_leaf(e, mode, ct, datum)
+            elif mode == 2:  # CODE: one of a code list, the datum
                 if e.items():
                     self.attributes(e, ct, e.items())
-                leaf, leaf_t = e, ct
+                leaf = e
                 if has_misc and len(e):
-                    self.simple_with_children(e, ct)
-                    push((cur_el, cur_t, row, state))
-                    cur_el, cur_t, row, state, elem_only = e, IGNORE, None, _NO_STATE, False
+                    push((cur_el, row))
+                    cur_el, row = e, self.inside_leaf(e, mode, ct, datum)
+                elif e.text not in datum:
+                    self.value(e, ct)
+            elif mode == 3:  # PATTERN: the datum matches a valid value
+                if e.items():
+                    self.attributes(e, ct, e.items())
+                leaf = e
+                if has_misc and len(e):
+                    push((cur_el, row))
+                    cur_el, row = e, self.inside_leaf(e, mode, ct, datum)
+                elif datum(e.text or "") is None:
+                    self.value(e, ct)
+            elif mode == 4:  # VALUE: a typed value, the datum its checker
+                if e.items():
+                    self.attributes(e, ct, e.items())
+                leaf = e
+                if has_misc and len(e):
+                    push((cur_el, row))
+                    cur_el, row = e, self.inside_leaf(e, mode, ct, datum)
                 else:
                     value = e.text or ""
-                    problem = check(value)  # type: ignore[misc]
+                    problem = datum(value)
                     if problem is not None:
                         self.bad_value(e, value, problem)
-            elif mode == 3:  # SKIP: not validated, or lax
-                leaf, leaf_t = e, ct
-            else:  # GENERAL: simple content with required attributes
+            elif mode == 5:  # SKIP: not validated, or lax
+                leaf = e
+            elif ct.start is not None:  # GENERAL, element content
                 self.attributes(e, ct, e.items())
-                leaf, leaf_t = e, ct
+                push((cur_el, row))
+                cur_el, row = e, datum
+                if e.text not in blank or (has_misc and e in misc_text):
+                    self.opened(e, ct)
+            else:  # GENERAL, simple content
+                self.attributes(e, ct, e.items())
+                leaf = e
                 if has_misc and len(e):
-                    self.simple_with_children(e, ct)
-                    push((cur_el, cur_t, row, state))
-                    cur_el, cur_t, row, state, elem_only = e, IGNORE, None, _NO_STATE, False
-                elif check is not None:
-                    value = e.text or ""
-                    problem = check(value)
-                    if problem is not None:
-                        self.bad_value(e, value, problem)
+                    push((cur_el, row))
+                    cur_el, row = e, self.inside_leaf(e, mode, ct, datum)
+                elif datum is not None:
+                    self.value(e, ct)
         while True:
-            if row is None or not row.final:
-                self.close(cur_el, cur_t, row, state)
+            if not row[None].final:
+                self.close(cur_el, row)
             if not stack:
                 break
-            cur_el, cur_t, row, state = pop()
+            cur_el, row = pop()
+
+    def unlisted(self, parent: etree._Element, row: Row, e: etree._Element) -> Step:
+        """A child its parent's row has no step for: a nested model, a wildcard, or an error."""
+        if not isinstance(e.tag, str):
+            raise _NotAnElement
+        t = info(row).owner
+        if t.nfa is not None:
+            states, ct = self.step(t, info(row).states, e)
+            return nfa_row(t, states), ct.mode, ct, ct.datum
+        if t is LAX:
+            ct = self.admitted(e, "lax")
+            return row, ct.mode, ct, ct.datum
+        if t is IGNORE:
+            return row, SKIP, IGNORE, IGNORE.datum
+        after, ct = self.diagnose(parent, e, t, row)
+        return after, ct.mode, ct, ct.datum
+
+    def inside_leaf(self, leaf: etree._Element, mode: int, t: CType, datum: Row | None) -> Row:
+        """The row for the children of an element that got no frame (a leaf, or skipped)."""
+        if mode == SKIP:
+            assert datum is not None
+            return datum
+        self.simple_with_children(leaf, t)
+        assert IGNORE.start is not None
+        return IGNORE.start
+
+    def tail(self, parent: etree._Element, row: Row, e: etree._Element) -> None:
+        """Text after a child, where its parent may hold only elements."""
+        if info(row).owner.elem_only and _has_text(e.tail):
+            self.text(parent)
+
+    def value(self, el: etree._Element, t: CType) -> None:
+        """The simple value of ``el`` through the checker of its type."""
+        assert t.value is not None
+        value = el.text or ""
+        problem = t.value(value)
+        if problem is not None:
+            self.bad_value(el, value, problem)
 
     def opened(self, el: etree._Element, t: CType) -> None:
         """Text directly inside element-only content (before the first child, after comments)."""
         if not t.elem_only:
             return
-        if _has_text(el.text):
+        if _has_text(el.text) or el in self.misc_text:
             self.text(el)
-        elif self.has_misc:
-            for child in el:
-                if not isinstance(child.tag, str) and _has_text(child.tail):
-                    self.text(el)
-                    break
 
-    def close(self, el: etree._Element, t: CType, row: Row | None, state: frozenset[int]) -> None:
-        """The end of an element's content: is anything required still missing?"""
-        if row is not None:
-            if not row.final:
-                self.missing(el, t, row.pos, row.count)
-        elif t.nfa is not None and t.nfa.accept not in state:
+    def close(self, el: etree._Element, row: Row) -> None:
+        """The end of an element's content, not ``final``: what required is missing?"""
+        at = info(row)
+        t = at.owner
+        if t.nfa is None:
+            self.missing(el, t, at.pos, at.count)
+        else:
             self.report(
                 "structure.missing",
-                f"{_qname(_tag(el))} is incomplete: expected {_nfa_expected(t.nfa, state)}",
+                f"{_qname(_tag(el))} is incomplete: expected {_nfa_expected(t.nfa, at.states)}",
                 el,
             )
 
@@ -355,7 +408,7 @@ class _Walk:
     ) -> tuple[Row, CType]:
         """Why ``child`` does not fit after ``row``; the row and type to carry on with."""
         i = t.index.get(_tag(child))
-        pos, count = row.pos, row.count
+        pos, count = info(row).pos, info(row).count
         if i is None or (t.kind == "choice" and pos >= 0 and i != pos):
             expected = _expected_next(t, pos, count)
             self.report(
@@ -449,6 +502,16 @@ def _shown(value: str) -> str:
 
 def _has_text(text: str | None) -> bool:
     return text is not None and bool(text.strip(_WS))
+
+
+def _misc_text(root: etree._Element) -> set[etree._Element]:
+    """The elements with text after a child that is not an element (a comment, say)."""
+    parents: set[etree._Element] = set()
+    for node in root.iter(etree.Comment, etree.ProcessingInstruction, etree.Entity):
+        tail = node.tail
+        if tail not in _BLANK and tail.strip(_WS):  # type: ignore[union-attr]
+            parents.add(node.getparent())  # type: ignore[arg-type]
+    return parents
 
 
 def _names_type(el: etree._Element, value: str, key: str) -> bool:
