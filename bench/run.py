@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from bench import trust
 from bench.corpus import CORPUS, REPO, corpus_documents, distinct_certificates
 from greenlane.safexml import parse_bytes
 from greenlane.settings import Settings
@@ -114,6 +115,7 @@ def measure() -> dict[str, object]:
                 "ratio": round(hardened / bare, 3),
             },
             validation,
+            *trust.measure(),
         ],
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -130,9 +132,12 @@ def _table(run: dict[str, object]) -> str:
     results = run["results"]
     assert isinstance(results, list)
     for r in results:
+        baseline = (
+            f"{r['baseline_value']:,} {r['unit']}" if r.get("baseline_value") is not None else ""
+        )
         lines.append(
-            f"| {r['name']} | {r['value']:,} {r['unit']} | {r['baseline']} | "
-            f"{r['baseline_value']:,} {r['unit']} | {r['ratio']} | {r.get('target_ratio', '')} |"
+            f"| {r['name']} | {r['value']:,} {r['unit']} | {r.get('baseline', '')} | "
+            f"{baseline} | {r.get('ratio', '')} | {r.get('target_ratio', '')} |"
         )
     return "\n".join(lines)
 

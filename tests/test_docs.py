@@ -36,3 +36,14 @@ def test_every_error_code_is_documented() -> None:
     text = (DOCS / "codes.md").read_text()
     rows = set(re.findall(r"^\| `([a-z0-9.-]+)` \| [^|]+ \|$", text, re.MULTILINE))
     assert rows == set(ERRORS)
+
+
+def test_every_code_raised_in_the_source_is_registered() -> None:
+    """A ``code="..."`` written anywhere in the package is a registered finding or error code."""
+    source = Path(__file__).resolve().parents[1] / "src" / "greenlane"
+    used = {
+        code
+        for path in source.rglob("*.py")
+        for code in re.findall(r'\bcode="([a-z0-9.-]+)"', path.read_text())
+    }
+    assert used - set(CODES) - set(ERRORS) == set()

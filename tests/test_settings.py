@@ -89,7 +89,7 @@ def test_production_refuses_unsafe_values(override: dict[str, object], complaint
 
 def test_production_with_safe_values_starts_without_warnings() -> None:
     """A properly configured production node starts and warns about nothing."""
-    settings = load_settings(profile="production", secret_key=STRONG)
+    settings = load_settings(profile="production", secret_key=STRONG, key_passphrase=STRONG)
     assert settings.warnings() == []
     assert settings.secret_key.get_secret_value() == STRONG
 
@@ -97,3 +97,12 @@ def test_production_with_safe_values_starts_without_warnings() -> None:
 def test_secret_is_not_shown_in_repr() -> None:
     """The secret never appears when settings are printed or logged."""
     assert DEVELOPMENT_SECRET not in repr(Settings())
+
+
+def test_production_refuses_unencrypted_software_keys() -> None:
+    """Software private keys need a passphrase in production; a PKCS#11 token does not."""
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(profile="production", secret_key=STRONG)
+    assert caught.value.code == "config.unsafe-in-production"
+    assert "GREENLANE_KEY_PASSPHRASE" in caught.value.message
+    load_settings(profile="production", secret_key=STRONG, signing_provider="pkcs11")

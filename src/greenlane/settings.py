@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     xml_max_text_chars: int = Field(default=LIBXML2_TEXT_LIMIT, ge=1024, le=LIBXML2_TEXT_LIMIT)
     sps_schema_dir: Path | None = None
     sps_clock_skew_seconds: int = Field(default=300, ge=0, le=86400)
+    corridor_file: Path | None = None
+    node_id: str | None = None
+    key_dir: Path = Path("var/keys")
+    key_passphrase: SecretStr | None = None
+    signing_provider: Literal["software", "pkcs11"] = "software"
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -97,6 +105,8 @@ class Settings(BaseSettings):
             problems.append("GREENLANE_SECRET_KEY is shorter than 32 characters")
         if self.database_echo:
             problems.append("GREENLANE_DATABASE_ECHO logs every statement and its data")
+        if self.signing_provider == "software" and self.key_passphrase is None:
+            problems.append("GREENLANE_KEY_PASSPHRASE is unset: private keys are kept unencrypted")
         if self.log_level == "DEBUG":
             problems.append("GREENLANE_LOG_LEVEL=DEBUG may write personal data to the logs")
         return problems

@@ -141,9 +141,40 @@ def test_demo_runs_on_a_fresh_directory(tmp_path: Path) -> None:
         ("AZ-2026-V00031", 1),
     ]
     assert "lycopersicum" in run.stdout
+    assert run.stdout.count("trusted    ") == 6
     again = greenlane("demo", cwd=tmp_path)
     assert again.status == 0
     assert "6 document(s)" in again.stdout
+
+
+def test_evidence_of_the_demo_verifies_until_a_row_is_edited(tmp_path: Path) -> None:
+    """`evidence verify` on the demo database exits 0, then 1 naming the entry edited in SQL;
+    the demo's bundle checks offline against the corridor's pinned roots."""
+    assert greenlane("demo", cwd=tmp_path).status == 0
+    env = {"GREENLANE_NODE_ID": "az-node"}
+    assert greenlane("evidence", "verify", cwd=tmp_path, env=env).status == 0
+    bundle = greenlane(
+        "evidence",
+        "verify-bundle",
+        "--config",
+        "var/demo/corridor.toml",
+        "var/demo/evidence-bundle.json",
+        cwd=tmp_path,
+    )
+    assert bundle.status == 0, bundle.stderr
+    with sqlite3.connect(tmp_path / "greenlane.db") as db:
+        seq = db.execute(
+            "SELECT min(seq) FROM evidence_entries WHERE kind = 'document.sent'"
+        ).fetchone()[0]
+        db.execute("DROP TRIGGER evidence_no_update")
+        db.execute(
+            "UPDATE evidence_entries SET body = REPLACE(body, '\"trusted\":true', "
+            "'\"trusted\":false') WHERE seq = ?",
+            (seq,),
+        )
+    broken = greenlane("evidence", "verify", cwd=tmp_path, env=env)
+    assert broken.status == 1
+    assert f"first broken entry: {seq}" in broken.stderr
 
 
 def test_misordered_certificate_exits_1_pointing_at_the_element(corpus: Path) -> None:

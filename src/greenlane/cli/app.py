@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from greenlane import __version__
-from greenlane.cli import config, convert, db, demo, show, validate
+from greenlane.cli import config, convert, db, demo, evidence, show, trust, validate, verify
 from greenlane.cli.console import Exit, error
 from greenlane.errors import GreenlaneError
 from greenlane.settings import load_settings
@@ -46,7 +46,11 @@ def main_callback(
 
 
 app.add_typer(db.app, name="db")
+app.add_typer(trust.participants_app, name="participants", no_args_is_help=True)
+app.add_typer(trust.keys_app, name="keys", no_args_is_help=True)
+app.add_typer(evidence.app, name="evidence", no_args_is_help=True)
 app.command(name="validate")(validate.validate)
+app.command(name="verify")(verify.verify)
 app.command(name="show")(show.show)
 app.command(name="convert")(convert.convert)
 app.command(name="config")(config.show)

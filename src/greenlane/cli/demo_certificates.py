@@ -165,6 +165,11 @@ def _characteristic(acronym: str, description: str, measure: str | None) -> dict
     return out
 
 
+def signatory_of(veterinary: bool) -> str:
+    """The officer who signs the demo certificates: personal data, kept out of the evidence log."""
+    return "Rashad Aliyev" if veterinary else "Aysel Mammadova"
+
+
 def certificate(lot: Lot) -> dict[str, Any]:
     """One certificate in the JSON form."""
     veterinary = lot.type_code == "853"
@@ -201,6 +206,7 @@ def certificate(lot: Lot) -> dict[str, Any]:
             }
         ]
     issuer = "State Veterinary Control Service, " + AQTA if veterinary else AQTA
+    signatory = signatory_of(veterinary)
     return {
         "SPSCertificate": {
             "SPSExchangedDocument": {
@@ -215,7 +221,10 @@ def certificate(lot: Lot) -> dict[str, Any]:
                     {
                         "ActualDateTime": {"DateTimeString": lot.issued},
                         "IssueSPSLocation": {"ID": "AZBAK", "Name": ["Baku"]},
-                        "ProviderSPSParty": {"Name": issuer},
+                        "ProviderSPSParty": {
+                            "Name": issuer,
+                            "SpecifiedSPSPerson": {"Name": signatory},
+                        },
                     }
                 ],
             },
