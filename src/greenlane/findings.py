@@ -9,8 +9,8 @@ is about the input as a whole.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Level(StrEnum):
@@ -29,8 +29,10 @@ class Area(StrEnum):
     POLICY = "policy"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
+    """One finding. A named tuple: findings are made by the thousand per second, and a
+    tuple is built in one C call where a frozen dataclass sets each field in Python."""
+
     level: Level
     area: Area
     path: str

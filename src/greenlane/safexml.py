@@ -36,7 +36,19 @@ class XmlLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> XmlLimits:
-        return cls(settings.xml_max_bytes, settings.xml_max_depth, settings.xml_max_text_chars)
+        """The limits of a settings object, made once per object (asked for per document)."""
+        made = _LIMITS.get(id(settings))
+        if made is not None and made[0] is settings:
+            return made[1]
+        limits = cls(settings.xml_max_bytes, settings.xml_max_depth, settings.xml_max_text_chars)
+        if len(_LIMITS) >= 16:
+            _LIMITS.clear()
+        _LIMITS[id(settings)] = (settings, limits)
+        return limits
+
+
+_LIMITS: dict[int, tuple[Settings, XmlLimits]] = {}
+"""id(settings) -> (settings, limits); the settings are kept so that an id is never reused."""
 
 
 DEFAULT_LIMITS = XmlLimits()

@@ -10,6 +10,8 @@ Every field is documented in ``docs/configuration.md`` (a test keeps it so).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,6 +118,11 @@ class Settings(BaseSettings):
         if self.profile != "development":
             return []
         return [f"development profile: {p}" for p in self.unsafe_values()]
+
+    @cached_property
+    def sps_clock_skew(self) -> timedelta:
+        """GREENLANE_SPS_CLOCK_SKEW_SECONDS as a timedelta, made once (it is read per document)."""
+        return timedelta(seconds=self.sps_clock_skew_seconds)
 
     @property
     def is_sqlite(self) -> bool:

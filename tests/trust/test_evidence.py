@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from greenlane.store import migrate
+from greenlane.store.engine import make_engine
 from greenlane.store.models import EvidenceEntry, PersonalData
 from greenlane.trust import evidence, merkle, personal
 from greenlane.trust.evidence import Event, Kind
@@ -318,3 +322,62 @@ def test_nothing_is_erased_before_its_time(session: Session) -> None:
         session, document_type="SPSCertificate", reference="r", kind="driver", value="X", at=T0
     )
     assert personal.erase_due(session, T0 + timedelta(days=30)) == 0
+
+
+@pytest.fixture
+def partner_db(tmp_path: Path) -> Iterator[Session]:
+    """The partner node's own database: it sees our checkpoints, never our entries."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'partner.db'}")
+    migrate.upgrade(engine)
+    with Session(engine) as partner:
+        yield partner
+    engine.dispose()
+
+
+def _send(
+    ours: Session, partner: Session, corridor: Corridor, at: datetime, proof_from: int | None
+) -> None:
+    point = evidence.make_checkpoint(ours, "az-node", corridor.az_node, at=at)
+    proof = None if proof_from is None else evidence.consistency_proof(ours, proof_from, point.size)
+    evidence.countersign(
+        partner,
+        point.body,
+        point.signature,
+        point.key_id,
+        keys=corridor.keys,
+        partner_node="az-node",
+        signer=corridor.ru_node,
+        me="ru-node",
+        at=at,
+        proof=proof,
+    )
+
+
+def test_the_partner_countersigns_a_grown_log_only_with_a_consistency_proof(
+    session: Session, partner_db: Session, corridor: Corridor
+) -> None:
+    """A later checkpoint must prove it extends the one countersigned before (RFC 9162)."""
+    evidence.append(session, _events(5), at=T0)
+    _send(session, partner_db, corridor, T0, proof_from=None)
+    evidence.append(session, _events(6, 5), at=T0 + timedelta(minutes=1))
+    with pytest.raises(TrustError) as caught:
+        _send(session, partner_db, corridor, T0 + timedelta(minutes=1), proof_from=None)
+    assert caught.value.code == "evidence.history-rewritten"
+    _send(session, partner_db, corridor, T0 + timedelta(minutes=2), proof_from=5)
+
+
+def test_the_partner_refuses_a_grown_log_that_rewrote_its_past(
+    session: Session, partner_db: Session, corridor: Corridor
+) -> None:
+    """Our log rebuilt with another past: no consistency proof can join the two roots."""
+    evidence.append(session, _events(5), at=T0)
+    _send(session, partner_db, corridor, T0, proof_from=None)
+    _drop_triggers(session)
+    session.execute(text("DELETE FROM evidence_entries"))
+    session.execute(text("DELETE FROM evidence_state"))
+    session.execute(text("DELETE FROM evidence_checkpoints"))
+    session.expunge_all()
+    evidence.append(session, _events(9, 100), at=T0)
+    with pytest.raises(TrustError) as caught:
+        _send(session, partner_db, corridor, T0 + timedelta(minutes=1), proof_from=5)
+    assert caught.value.code == "evidence.history-rewritten"

@@ -11,9 +11,9 @@ read, so a caller can warn about a missing zone instead of guessing silently.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import StrEnum
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -34,8 +34,9 @@ class Reading(StrEnum):
     UNPARSEABLE = "unparseable"
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedDateTime:
+class ParsedDateTime(NamedTuple):
+    """A date and time as read: a named tuple, built in one C call (it is read per document)."""
+
     text: str
     value: datetime | None
     """Aware and in UTC, or None when the text is empty or unreadable."""
@@ -66,24 +67,13 @@ _COMPACT = {
 }
 
 
-_new = object.__new__
-_set_text, _set_value, _set_reading, _set_offset = (
-    ParsedDateTime.__dict__[name].__set__ for name in ("text", "value", "reading", "offset")
-)
+_tuple = tuple.__new__
 
 
 def _parsed(
     text: str, value: datetime | None, reading: Reading, offset: timedelta | None = None
 ) -> ParsedDateTime:
-    """ParsedDateTime(...) through its slots: the frozen dataclass's __init__, setting each
-    field with object.__setattr__, cost as much as the reading itself.
-    """
-    parsed: ParsedDateTime = _new(ParsedDateTime)
-    _set_text(parsed, text)
-    _set_value(parsed, value)
-    _set_reading(parsed, reading)
-    _set_offset(parsed, offset)
-    return parsed
+    return _tuple(ParsedDateTime, (text, value, reading, offset))
 
 
 _OFFSETS: dict[str, timedelta] = {}

@@ -16,11 +16,14 @@ _ID = f"{{{RAM}}}ID"
 def certificate_number(root: etree._Element) -> str | None:
     """The certificate's ID (the first SPSExchangedDocument/ID), or None when it has none.
 
-    Read on every document judged: a loop over the children costs a fraction of
-    ``find()`` with a path, which goes through ElementPath in Python.
+    Read on every document judged: a plain loop over the children costs a
+    fraction of ``find()`` with a path (ElementPath, in Python) or of a tag
+    filter (which lxml sets up anew on each call); the ID comes early.
     """
-    for document in root.iterchildren(_DOCUMENT):
-        for element in document.iterchildren(_ID):
-            text = element.text
-            return (text.strip() or None) if text else None
+    for document in root:
+        if document.tag == _DOCUMENT:
+            for element in document:
+                if element.tag == _ID:
+                    text = element.text
+                    return (text.strip() or None) if text else None
     return None

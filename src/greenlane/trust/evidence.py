@@ -213,11 +213,15 @@ def countersign(
     signer: Signer,
     me: str,
     at: datetime,
+    proof: list[bytes] | None = None,
 ) -> tuple[EvidenceCheckpoint, bytes]:
-    """Keep the partner's checkpoint and countersign it; a rollback of their log is refused.
+    """Keep the partner's checkpoint and countersign it; a rewritten history is refused.
 
     The partner's log may only grow: a checkpoint smaller than one already
-    countersigned, or of the same size with another root, is a rewritten history.
+    kept, or of the same size with another root, is refused; a larger one must
+    come with an RFC 9162 consistency ``proof`` from the largest checkpoint
+    kept (:func:`consistency_proof` on the partner's side), since this node
+    never sees the partner's entries, only their roots.
     """
     view = read_checkpoint(body)
     if view.log != partner_node:
@@ -239,6 +243,16 @@ def countersign(
                 f"{partner_node} checkpoint at {view.size} after one at {earlier.size}",
                 code="evidence.history-rewritten",
             )
+    latest = max(kept, key=lambda k: k.size, default=None)
+    if latest is not None and latest.size < view.size:
+        consistent = merkle.verify_consistency(
+            latest.size, view.size, bytes(latest.root), view.root, proof or []
+        )
+        if not consistent:
+            raise TrustError(
+                f"{partner_node}'s log at {view.size} does not extend its log at {latest.size}",
+                code="evidence.history-rewritten",
+            )
     counter = signer.sign(body)
     row = next((k for k in kept if k.size == view.size), None)
     if row is None:
@@ -255,6 +269,11 @@ def countersign(
     row.countersignature, row.countersigned_at = counter, at
     session.flush()
     return row, counter
+
+
+def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
+    """The proof that our log at ``new_size`` extends it at ``old_size``, for the partner."""
+    return merkle.consistency_proof(old_size, new_size, leaf_hashes(session, new_size))
 
 
 def record_countersignature(
