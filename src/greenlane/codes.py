@@ -545,6 +545,18 @@ ERRORS: dict[str, str] = {
     "evidence.state-mismatch": "The stored head of the log is not the head of its entries.",
     "evidence.no-checkpoint": "No countersigned checkpoint covers the entry yet.",
     "evidence.not-found": "No document or log entry with this id.",
+    "envelope.malformed": "An envelope not in the canonical JSON form with every header field.",
+    "envelope.too-large": "An envelope larger than the node accepts.",
+    "envelope.digest-mismatch": "A payload whose SHA-256 is not the one its header names.",
+    "envelope.unknown-type": "A document type the corridor does not carry.",
+    "envelope.unknown-status": "A certificate status code the corridor does not know.",
+    "envelope.wrong-receiver": "An envelope addressed to another node or country.",
+    "envelope.wrong-sender": "A signer other than the sender node, or not of the From country.",
+    "envelope.id-mismatch": "A signature over another message id than the envelope's.",
+    "receipt.malformed": "A receipt that is not the canonical JSON form greenlane writes.",
+    "receipt.wrong-node": "A receipt signed by another node than the one it speaks for.",
+    "receipt.digest-mismatch": "A receipt naming another envelope digest than the one sent.",
+    "receipt.id-mismatch": "A receipt for another message than the one sent.",
     "internal": "A bug: the command failed in a way it did not foresee (exit status 3).",
 }
 """Codes of errors that stop a command (not findings about a document)."""
