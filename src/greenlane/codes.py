@@ -557,6 +557,9 @@ ERRORS: dict[str, str] = {
     "receipt.wrong-node": "A receipt signed by another node than the one it speaks for.",
     "receipt.digest-mismatch": "A receipt naming another envelope digest than the one sent.",
     "receipt.id-mismatch": "A receipt for another message than the one sent.",
+    "tls.credentials": "The node's TLS certificate, key or corridor roots cannot be used.",
+    "tls.wrong-peer": "The other end of a TLS connection is not the node it must be.",
+    "tls.no-client-cert": "A node-to-node request without a client certificate.",
     "internal": "A bug: the command failed in a way it did not foresee (exit status 3).",
 }
 """Codes of errors that stop a command (not findings about a document)."""

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     pkcs11_module: Path | None = None
     pkcs11_token_label: str | None = None
     pkcs11_pin: SecretStr | None = None
+    envelope_max_bytes: int = Field(default=8 * 1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    delivery_max_attempts: int = Field(default=12, ge=1, le=1000)
+    delivery_max_age_seconds: int = Field(default=86400, ge=1)
+    delivery_backoff_seconds: float = Field(default=0.5, gt=0, le=3600)
+    delivery_backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    pull_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    tls_enabled: bool = False
 
     @classmethod
     def settings_customise_sources(

@@ -208,14 +208,9 @@ RootKeyOption = Annotated[
 
 
 def _provider(settings: Settings) -> KeyProvider:
-    from greenlane.trust.lifecycle import SoftwareProvider
+    from greenlane.trust.lifecycle import provider_from_settings
 
-    if settings.signing_provider == "pkcs11":
-        from greenlane.trust.pkcs11 import Pkcs11Provider
-
-        return Pkcs11Provider.from_settings(settings)
-    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
-    return SoftwareProvider(settings.key_dir, passphrase)
+    return provider_from_settings(settings)
 
 
 def _root(settings: Settings, country: str, root_key: Path | None) -> RootCA:

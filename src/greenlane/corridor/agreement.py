@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -55,6 +55,9 @@ class NodeEntry(_Strict):
     endpoint: str = Field(pattern=r"^https?://", max_length=500)
     tls_identity: str | None = Field(default=None, max_length=500)
     """The name or certificate fingerprint the node's TLS server presents."""
+    delivery: Literal["push", "pull"] = "push"
+    """How this node receives: partners ``push`` to its endpoint, or it ``pull``s from
+    theirs (a node that accepts no inbound connections)."""
 
 
 class CountryEntry(_Strict):

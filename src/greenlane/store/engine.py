@@ -45,7 +45,10 @@ def make_engine(url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = 5
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock at BEGIN, so a transaction that reads and
+        # then writes waits its turn (busy timeout) instead of failing at the write
+        # when another connection committed in between (SQLITE_BUSY_SNAPSHOT).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

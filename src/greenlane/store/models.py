@@ -223,3 +223,170 @@ class PersonalData(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     erase_after: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- exchange: certificates, outbox, inbox, agency access --------------------------------------
+
+
+class Certificate(Base):
+    """A certificate as this node knows it: one row per issuing country and number.
+
+    ``direction`` is ``issued`` for our own agencies' certificates and
+    ``received`` for the partner's. ``document_id`` is the latest version (a
+    withdrawal is a new, re-signed version); statuses only move forward
+    (:func:`greenlane.exchange.tracking.status_move`).
+    """
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction: Mapped[str] = mapped_column(String(10))
+    issuer_country: Mapped[str] = mapped_column(String(2))
+    destination_country: Mapped[str] = mapped_column(String(2))
+    number: Mapped[str] = mapped_column(String(256))
+    document_type: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    agency: Mapped[str | None] = mapped_column(String(64))
+    """The issuing agency (ours) or None (the partner's, named inside the document)."""
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    replaces: Mapped[str | None] = mapped_column(String(256))
+    replaced_by: Mapped[str | None] = mapped_column(String(256))
+    duplicate_number: Mapped[bool] = mapped_column(default=False)
+    """Set when the number arrived again with other content: shown to the officer."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("direction", "issuer_country", "number"),
+        Index("ix_certificates_updated", "updated_at"),
+    )
+
+
+class OutboxMessage(Base):
+    """One envelope to send to one node, written with its document in one transaction.
+
+    The encoded envelope never changes; each attempt signs it afresh. A worker
+    claims a due row by setting ``claimed_until`` (PostgreSQL: ``FOR UPDATE
+    SKIP LOCKED``), so two workers never send the same envelope at once.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    receiver_node: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(10))
+    """``push`` (we send) or ``pull`` (the receiver fetches)."""
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"), index=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    document_type: Mapped[str] = mapped_column(String(64))
+    document_status: Mapped[str] = mapped_column(String(64))
+    document_number: Mapped[str] = mapped_column(String(256))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    envelope_sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(30))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """When the current round of attempts began (creation, or an operator's retry):
+    the maximum age counts from here."""
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivery_number: Mapped[int | None]
+    """The receiver's number for it, from its receipt (the hub's hubDeliveryNumber)."""
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    receipt_token: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_outbox_due", "state", "mode", "next_attempt_at"),)
+
+
+class InboxMessage(Base):
+    """One envelope received, stored before its receipt is signed; the id is its delivery number."""
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender_node: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(36))
+    from_country: Mapped[str] = mapped_column(String(2))
+    document_type: Mapped[str] = mapped_column(String(64))
+    document_status: Mapped[str] = mapped_column(String(64))
+    document_number: Mapped[str] = mapped_column(String(256))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    envelope_sha256: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    """The sender's signature of the first attempt: with the envelope, proof of what came."""
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"), index=True)
+    state: Mapped[str] = mapped_column(String(30))
+    quarantined: Mapped[bool] = mapped_column(default=False)
+    """Unreadable or failing its checks: kept with its findings for an officer to see."""
+    duplicate_number: Mapped[bool] = mapped_column(default=False)
+    receipt: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("sender_node", "message_id"),)
+
+
+class ApiToken(Base):
+    """An agency's API token, kept only as its SHA-256 (tokens are 256 random bits)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyKey(Base):
+    """A request an agency made with an Idempotency-Key, and the answer it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    agency: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FeedEvent(Base):
+    """What an agency may want to hear about (an arrival, a status change), in order.
+
+    The id is the cursor agencies poll with (``?after=``) and webhooks advance.
+    """
+
+    __tablename__ = "feed_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), index=True)
+    """The country whose agencies see the event (ours)."""
+    kind: Mapped[str] = mapped_column(String(40))
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    """Canonical JSON, the event as agencies get it."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Subscription(Base):
+    """An agency's webhook: events after ``cursor`` are posted, HMAC-signed, in order."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))
+    cursor: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from sqlalchemy.orm import Session
 
+from greenlane.settings import Settings
 from greenlane.store.models import Country, StoredKey
 from greenlane.trust import pki, registry
 from greenlane.trust.keys import KeyState, OwnerKind, key_id, public_key_id
@@ -91,6 +92,16 @@ class RootCA:
 
     def issue(self, public_key: PublicKey, owner: pki.Owner, now: datetime) -> x509.Certificate:
         return pki.issue(self.signer.private_key, self.certificate, public_key, owner, now=now)
+
+
+def provider_from_settings(settings: Settings) -> KeyProvider:
+    """The key provider the settings name: PKCS#8 files, or a PKCS#11 token."""
+    if settings.signing_provider == "pkcs11":
+        from greenlane.trust.pkcs11 import Pkcs11Provider
+
+        return Pkcs11Provider.from_settings(settings)
+    passphrase = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
+    return SoftwareProvider(settings.key_dir, passphrase)
 
 
 def root_paths(key_dir: Path, country: str) -> tuple[Path, Path]:

@@ -612,6 +612,15 @@ def verify_enveloped(data: bytes, *, limits: XmlLimits = DEFAULT_LIMITS) -> Sign
         root = parse_bytes(data, limits).root
     except DocumentRefused as exc:
         return SignatureCheck(intact=False, findings=[exc.finding])
+    return verify_parsed(root)
+
+
+def verify_parsed(root: etree._Element) -> SignatureCheck:
+    """:func:`verify_enveloped` on a tree the hardened reader already parsed (saves a parse).
+
+    The tree is changed (the signature is taken out to compute the digest): call
+    it last on a tree, after everything else that reads it.
+    """
     try:
         profile = _read_profile(root)
         return _check(root, profile)

@@ -1,0 +1,70 @@
+"""The node's ASGI app: both APIs, health, metrics and OpenAPI docs, with its background loops.
+
+``create_app(ctx)`` serves one node. Its lifespan starts the push delivery
+worker, and the pull poller when the corridor file says this node pulls;
+tests that drive the loops by hand pass ``background=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+import greenlane
+from greenlane.api import agency, errors, node
+from greenlane.exchange.context import NodeContext
+from greenlane.exchange.delivery import Worker, pending_count
+from greenlane.exchange.pull import Poller
+
+
+def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loops: list[Worker | Poller] = []
+        if background:
+            loops.append(Worker(ctx).start())
+            if ctx.entry.delivery == "pull":
+                loops.append(Poller(ctx).start())
+            for hook in app.state.background_hooks:
+                loops.append(hook(ctx).start())
+        try:
+            yield
+        finally:
+            for loop in loops:
+                await run_in_threadpool(loop.stop)
+
+    app = FastAPI(
+        title=f"greenlane node {ctx.node_id}",
+        version=greenlane.__version__,
+        summary="Signed, receipted exchange of SPS certificates between corridor nodes",
+        lifespan=lifespan,
+    )
+    app.state.node = ctx
+    app.state.background_hooks = []
+    ctx.metrics.watch_queue(lambda: pending_count(ctx))
+    errors.install(app)
+    app.include_router(node.router)
+    app.include_router(agency.router)
+
+    @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
+    async def health() -> dict[str, Any]:
+        def probe() -> None:
+            with ctx.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        await run_in_threadpool(probe)
+        return {"status": "ok", "node": ctx.node_id, "country": ctx.country}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        data = await run_in_threadpool(generate_latest, ctx.metrics.registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,225 @@
+"""The node-to-node API: push an envelope, pull envelopes, post a receipt, ask a tracking state.
+
+Mirrors the IPPC hub's operations (DeliverEnvelope, GetUnreadEnvelopes,
+AcknowledgeEnvelopeReceipt, GetEnvelopeTrackingInfo) and its field names,
+over JSON with detached signatures instead of SOAP. Every request is signed
+by the calling node (an envelope or a receipt by its own signature, the rest
+by :func:`greenlane.exchange.peers.sign_request`); with mutual TLS on, the
+client certificate must name the same node.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from greenlane.api import tls
+from greenlane.api.body import read_body
+from greenlane.errors import GreenlaneError
+from greenlane.exchange import inbound, peers, pull
+from greenlane.exchange.context import NodeContext
+from greenlane.exchange.tracking import TrackingState
+from greenlane.store.models import InboxMessage, RegistryUpdate
+
+router = APIRouter(prefix=peers.API, tags=["node-to-node"])
+
+MAX_RECEIPT_BYTES = 1024 * 1024
+
+
+def context(request: Request) -> NodeContext:
+    ctx: NodeContext = request.app.state.node
+    return ctx
+
+
+Ctx = Annotated[NodeContext, Depends(context)]
+Signature = Annotated[
+    str,
+    Header(
+        alias=peers.SIGNATURE_HEADER,
+        description="Detached JWS (b64=false) by the calling node's key over the body, or "
+        "for requests without a body over `METHOD path?query`.",
+    ),
+]
+
+
+def _tls_peer(ctx: NodeContext, request: Request) -> str | None:
+    if not ctx.settings.tls_enabled:
+        return None
+    node = tls.peer_node(request.scope)
+    if node is None:
+        raise GreenlaneError(
+            "node-to-node requests need a corridor client certificate", code="tls.no-client-cert"
+        )
+    return node
+
+
+def _target(request: Request) -> str:
+    path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string") or b""
+    return path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+
+
+def calling_node(request: Request, ctx: Ctx, signature: Signature) -> str:
+    """The partner node that signed this request (and, with TLS, holds the connection)."""
+
+    def check() -> str:
+        with ctx.sessions() as session:
+            message = peers.verify_request(
+                ctx, session, signature, request.method, _target(request)
+            )
+        return message.sender
+
+    return _check_peer(ctx, request, check())
+
+
+def _check_peer(ctx: NodeContext, request: Request, node: str) -> str:
+    peer = _tls_peer(ctx, request)
+    if peer is not None and peer != node:
+        raise GreenlaneError(
+            f"the TLS client certificate names {peer}, the request is signed by {node}",
+            code="tls.wrong-peer",
+        )
+    return node
+
+
+Caller = Annotated[str, Depends(calling_node)]
+
+_RECEIPT = {
+    200: {
+        "description": "The signed receipt: canonical JSON, its JWS in the Greenlane-Signature "
+        "header. The same receipt answers every retry of the same message.",
+        "content": {peers.RECEIPT_MEDIA_TYPE: {}},
+    }
+}
+
+
+@router.post("/envelopes", responses=_RECEIPT, summary="Deliver an envelope (push)")
+async def deliver_envelope(request: Request, ctx: Ctx, signature: Signature) -> Response:
+    """Store the envelope, then answer with a signed receipt.
+
+    A refused envelope (unknown sender, bad or replayed signature, wrong TLS
+    identity, oversized, malformed) gets an error and leaves nothing but a
+    line in the security log; a bad payload is stored in quarantine and
+    receipted ``DeliveredWithWarnings`` or ``DeliveredNotReadable``.
+    """
+    data = await read_body(request, ctx.settings.envelope_max_bytes, code="envelope.too-large")
+    peer = _tls_peer(ctx, request)
+    try:
+        answer = await run_in_threadpool(
+            inbound.receive,
+            ctx,
+            data,
+            signature,
+            tls_peer=peer,
+            check_tls_peer=ctx.settings.tls_enabled,
+        )
+    except GreenlaneError as refused:
+        ctx.metrics.refused.labels(refused.code).inc()
+        raise
+    if not answer.duplicate:
+        ctx.metrics.received.labels(answer.tracking.value).inc()
+    return Response(
+        answer.receipt,
+        media_type=peers.RECEIPT_MEDIA_TYPE,
+        headers={peers.SIGNATURE_HEADER: answer.token},
+    )
+
+
+@router.get("/envelopes", summary="List envelopes waiting for the calling node (pull)")
+async def unread_envelopes(
+    ctx: Ctx, caller: Caller, limit: Annotated[int, Query(ge=1, le=pull.MAX_LIST)] = 100
+) -> dict[str, Any]:
+    items = await run_in_threadpool(pull.pending_for, ctx, caller, limit)
+    return {"envelopes": items}
+
+
+@router.get(
+    "/envelopes/{message_id}",
+    summary="Fetch one envelope (pull)",
+    responses={200: {"content": {peers.ENVELOPE_MEDIA_TYPE: {}}}},
+)
+async def fetch_envelope(message_id: str, ctx: Ctx, caller: Caller) -> Response:
+    envelope, token = await run_in_threadpool(pull.fetch, ctx, caller, message_id)
+    return Response(
+        envelope, media_type=peers.ENVELOPE_MEDIA_TYPE, headers={peers.SIGNATURE_HEADER: token}
+    )
+
+
+@router.post("/envelopes/{message_id}/receipt", summary="Acknowledge an envelope (pull)")
+async def acknowledge_envelope(
+    message_id: str, request: Request, ctx: Ctx, signature: Signature
+) -> dict[str, Any]:
+    """Take the receiving node's signed receipt for an envelope it fetched.
+
+    The receipt's own signature says which node sends it; it must be the
+    node the envelope was for (and, with TLS, the connection's node).
+    """
+    data = await read_body(request, MAX_RECEIPT_BYTES, code="receipt.malformed")
+    receiver = await run_in_threadpool(_receiver_of, ctx, message_id)
+    _check_peer(ctx, request, receiver)
+    outcome = await run_in_threadpool(pull.acknowledge, ctx, receiver, message_id, data, signature)
+    return {"MessageId": message_id, "HUBTrackingInfo": outcome.state.value}
+
+
+def _receiver_of(ctx: NodeContext, message_id: str) -> str:
+    from greenlane.store.models import OutboxMessage
+
+    with ctx.sessions() as session:
+        receiver = session.scalar(
+            select(OutboxMessage.receiver_node).where(OutboxMessage.message_id == message_id)
+        )
+    if receiver is None:
+        raise GreenlaneError(f"no envelope {message_id}", code="delivery.not-found")
+    return receiver
+
+
+@router.get("/envelopes/{message_id}/tracking", summary="Tracking state of an envelope sent here")
+async def envelope_tracking(message_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """``HUBTrackingInfo`` of an envelope the calling node sent; ``EnvelopeNotExists`` if none."""
+
+    def look() -> dict[str, Any]:
+        with ctx.sessions() as session:
+            row = session.scalar(
+                select(InboxMessage).where(
+                    InboxMessage.sender_node == caller, InboxMessage.message_id == message_id
+                )
+            )
+        if row is None:
+            return {"MessageId": message_id, "HUBTrackingInfo": TrackingState.ENVELOPE_NOT_EXISTS}
+        return {
+            "MessageId": message_id,
+            "HUBTrackingInfo": row.state,
+            "hubDeliveryNumber": row.id,
+        }
+
+    return await run_in_threadpool(look)
+
+
+@router.get("/registry/{country}", summary="Registry updates of a country, after a sequence")
+async def registry_updates(
+    country: str, ctx: Ctx, caller: Caller, after: Annotated[int, Query(ge=0)] = 0
+) -> dict[str, Any]:
+    """The signed key updates this node holds for ``country``, in order: what a partner applies."""
+
+    def look() -> list[dict[str, Any]]:
+        with ctx.sessions() as session:
+            rows = session.scalars(
+                select(RegistryUpdate)
+                .where(RegistryUpdate.country == country, RegistryUpdate.sequence > after)
+                .order_by(RegistryUpdate.sequence)
+                .limit(100)
+            )
+            return [
+                {
+                    "sequence": row.sequence,
+                    "body": base64.b64encode(row.body).decode(),
+                    "signature": base64.b64encode(row.signature).decode(),
+                }
+                for row in rows
+            ]
+
+    return {"country": country, "updates": await run_in_threadpool(look)}

@@ -1,0 +1,182 @@
+"""Pull delivery, for a node that accepts no inbound connections: both ends of it.
+
+The sending node keeps the envelope in its outbox (mode ``pull``) and answers
+the receiving node's signed requests: list what is pending for you, fetch one
+(signed afresh, like a push attempt), take my receipt. The receiving node's
+:class:`Poller` runs that loop and feeds each envelope through the same
+:func:`greenlane.exchange.inbound.receive` as a push, so both modes store,
+judge and receipt identically; the hub's acknowledgements (plain, with
+warnings, failed as not readable) are the receipt's tracking state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from greenlane.errors import GreenlaneError
+from greenlane.exchange import delivery, inbound, peers
+from greenlane.exchange.context import NodeContext
+from greenlane.exchange.tracking import TrackingState
+from greenlane.store.models import OutboxMessage
+from greenlane.trust.messages import sign_message
+
+log = logging.getLogger("greenlane.pull")
+
+MAX_LIST = 500
+
+
+# -- the sending node's side ----------------------------------------------------------------
+
+
+def pending_for(ctx: NodeContext, node: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The envelopes waiting for ``node``, oldest first, as the hub lists them."""
+    with ctx.sessions() as session:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.receiver_node == node,
+                OutboxMessage.state == delivery.PENDING,
+            )
+            .order_by(OutboxMessage.id)
+            .limit(min(max(1, limit), MAX_LIST))
+        )
+        return [
+            {
+                "MessageId": row.message_id,
+                "CertificateType": row.document_type,
+                "CertificateStatus": row.document_status,
+                "NPPOCertificateNumber": row.document_number,
+                "EnvelopeSHA256": row.envelope_sha256,
+                "HUBTrackingInfo": row.state,
+            }
+            for row in rows
+        ]
+
+
+def _for(ctx: NodeContext, node: str, message_id: str) -> OutboxMessage:
+    with ctx.sessions() as session:
+        row = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
+    if row is None or row.receiver_node != node:
+        raise GreenlaneError(f"no envelope {message_id} for {node}", code="delivery.not-found")
+    return row
+
+
+def fetch(ctx: NodeContext, node: str, message_id: str) -> tuple[bytes, str]:
+    """One envelope for ``node`` and a fresh signature of it; each fetch is an attempt."""
+    row = _for(ctx, node, message_id)
+    if row.state != delivery.PENDING and not TrackingState(row.state).is_delivered:
+        raise GreenlaneError(f"envelope {message_id} is {row.state}", code="delivery.not-pending")
+    now = ctx.clock()
+    with ctx.sessions() as session, session.begin():
+        stored = session.get(OutboxMessage, row.id)
+        assert stored is not None
+        stored.attempts += 1
+        stored.last_attempt_at = now
+        signer = ctx.signer(session, ctx.node_id)
+    ctx.metrics.attempts.labels("pull").inc()
+    token = sign_message(
+        signer, sender=ctx.node_id, message_id=row.message_id, body=row.envelope, attempt_at=now
+    )
+    return row.envelope, token
+
+
+def acknowledge(
+    ctx: NodeContext, node: str, message_id: str, receipt: bytes, token: str
+) -> delivery.Outcome:
+    """The receiving node's receipt for an envelope it fetched: verified, then recorded."""
+    row = _for(ctx, node, message_id)
+    return delivery.accept_receipt(ctx, row.id, receipt, token)
+
+
+# -- the receiving node's side --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    message_id: str
+    tracking: TrackingState | None
+    error: str | None = None
+
+
+class Poller:
+    """Fetches what partner nodes hold for us, receives it, and posts the receipts back."""
+
+    def __init__(self, ctx: NodeContext, *, interval: float | None = None) -> None:
+        self.ctx = ctx
+        self.interval = interval or ctx.settings.pull_interval_seconds
+        self.stopping = threading.Event()
+        self._client = peers.client(ctx)
+        self._thread = threading.Thread(target=self._run, name="greenlane-pull", daemon=True)
+
+    def start(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        self._thread.join(timeout)
+        self._client.close()
+
+    def _signed_get(self, endpoint: str, target: str) -> httpx.Response:
+        with self.ctx.sessions() as session:
+            signer = self.ctx.signer(session, self.ctx.node_id)
+        token = peers.sign_request(self.ctx, signer, "GET", target)
+        return self._client.get(endpoint + target, headers={peers.SIGNATURE_HEADER: token})
+
+    def poll_once(self) -> list[Pulled]:
+        """One round over every partner node; returns what came of each envelope."""
+        results: list[Pulled] = []
+        for node in self.ctx.partner_nodes():
+            endpoint = node.endpoint.rstrip("/")
+            try:
+                listing = self._signed_get(endpoint, f"{peers.API}/envelopes?limit=100")
+                listing.raise_for_status()
+                items = listing.json()["envelopes"]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("pull from %s failed: %s", node.id, exc)
+                continue
+            for item in items:
+                results.append(self._take(endpoint, str(item.get("MessageId", ""))))
+        return results
+
+    def _take(self, endpoint: str, message_id: str) -> Pulled:
+        try:
+            response = self._signed_get(endpoint, f"{peers.API}/envelopes/{message_id}")
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            return Pulled(message_id, None, f"fetch: {exc}")
+        try:
+            answer = inbound.receive(
+                self.ctx, response.content, response.headers.get(peers.SIGNATURE_HEADER, "")
+            )
+        except GreenlaneError as exc:  # refused at the envelope: logged, nothing stored
+            return Pulled(message_id, None, f"{exc.code}: {exc}")
+        try:
+            posted = self._client.post(
+                f"{endpoint}{peers.API}/envelopes/{message_id}/receipt",
+                content=answer.receipt,
+                headers={
+                    peers.SIGNATURE_HEADER: answer.token,
+                    "Content-Type": peers.RECEIPT_MEDIA_TYPE,
+                },
+            )
+            posted.raise_for_status()
+        except httpx.HTTPError as exc:  # stored here; the receipt goes with the next fetch
+            return Pulled(message_id, answer.tracking, f"receipt: {exc}")
+        return Pulled(message_id, answer.tracking)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                pulled = self.poll_once()
+            except Exception:
+                log.exception("pull loop error")
+                pulled = []
+            if len(pulled) < 100:
+                self.stopping.wait(self.interval)
