@@ -78,18 +78,26 @@ def test_production_refuses_the_development_secret() -> None:
         ({"secret_key": "short"}, "shorter than 32"),
         ({"database_echo": True}, "DATABASE_ECHO"),
         ({"log_level": "DEBUG"}, "LOG_LEVEL"),
+        ({"tls_enabled": False}, "TLS_ENABLED"),
     ],
 )
 def test_production_refuses_unsafe_values(override: dict[str, object], complaint: str) -> None:
     """Each unsafe value is refused in production, naming what is wrong."""
-    values: dict[str, object] = {"profile": "production", "secret_key": STRONG, **override}
+    values: dict[str, object] = {
+        "profile": "production",
+        "secret_key": STRONG,
+        "tls_enabled": True,
+        **override,
+    }
     with pytest.raises(ConfigurationError, match=complaint):
         load_settings(**values)
 
 
 def test_production_with_safe_values_starts_without_warnings() -> None:
     """A properly configured production node starts and warns about nothing."""
-    settings = load_settings(profile="production", secret_key=STRONG, key_passphrase=STRONG)
+    settings = load_settings(
+        profile="production", secret_key=STRONG, key_passphrase=STRONG, tls_enabled=True
+    )
     assert settings.warnings() == []
     assert settings.secret_key.get_secret_value() == STRONG
 
@@ -105,4 +113,6 @@ def test_production_refuses_unencrypted_software_keys() -> None:
         load_settings(profile="production", secret_key=STRONG)
     assert caught.value.code == "config.unsafe-in-production"
     assert "GREENLANE_KEY_PASSPHRASE" in caught.value.message
-    load_settings(profile="production", secret_key=STRONG, signing_provider="pkcs11")
+    load_settings(
+        profile="production", secret_key=STRONG, signing_provider="pkcs11", tls_enabled=True
+    )

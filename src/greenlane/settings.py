@@ -117,6 +117,8 @@ class Settings(BaseSettings):
             problems.append("GREENLANE_DATABASE_ECHO logs every statement and its data")
         if self.signing_provider == "software" and self.key_passphrase is None:
             problems.append("GREENLANE_KEY_PASSPHRASE is unset: private keys are kept unencrypted")
+        if not self.tls_enabled:
+            problems.append("GREENLANE_TLS_ENABLED is off: nodes would talk without mutual TLS")
         if self.log_level == "DEBUG":
             problems.append("GREENLANE_LOG_LEVEL=DEBUG may write personal data to the logs")
         return problems

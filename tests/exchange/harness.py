@@ -17,7 +17,7 @@ import uvicorn
 from greenlane.api.app import create_app
 from greenlane.cli import demo_certificates
 from greenlane.corridor.agreement import load_corridor
-from greenlane.corridor.scaffold import Scaffold, Mode, write_example
+from greenlane.corridor.scaffold import Mode, Scaffold, write_example
 from greenlane.exchange.context import NodeContext, build_context
 from greenlane.sps.jsonform import from_json
 from greenlane.sps.writer import write_canonical
@@ -37,12 +37,11 @@ def certificate_xml(number: str, lot: int = 0, type_code: str | None = None) -> 
 
 
 def scaffold(
-    directory: Path, delivery: tuple[Mode, Mode] = ("push", "push"),
+    directory: Path,
+    delivery: tuple[Mode, Mode] = ("push", "push"),
     ports: tuple[int, int] | None = None,
 ) -> Scaffold:
-    return write_example(
-        directory, ports=ports or (free_port(), free_port()), delivery=delivery
-    )
+    return write_example(directory, ports=ports or (free_port(), free_port()), delivery=delivery)
 
 
 def context(made: Scaffold, node: str, **overrides: Any) -> NodeContext:
@@ -59,7 +58,9 @@ class RunningNode:
 
     def client(self, token: str) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, trust_env=False,
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            trust_env=False,
             timeout=10,
         )
 
@@ -71,8 +72,11 @@ def serve(ctx: NodeContext, *, background: bool = True) -> Iterator[RunningNode]
     port = httpx.URL(url).port
     assert port is not None
     config = uvicorn.Config(
-        create_app(ctx, background=background), host="127.0.0.1", port=port,
-        log_level="warning", lifespan="on",
+        create_app(ctx, background=background),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

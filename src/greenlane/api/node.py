@@ -88,7 +88,7 @@ def _check_peer(ctx: NodeContext, request: Request, node: str) -> str:
 
 Caller = Annotated[str, Depends(calling_node)]
 
-_RECEIPT = {
+_RECEIPT: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The signed receipt: canonical JSON, its JWS in the Greenlane-Signature "
         "header. The same receipt answers every retry of the same message.",

@@ -9,7 +9,18 @@ from typing import Annotated
 import typer
 
 from greenlane import __version__
-from greenlane.cli import config, convert, db, demo, evidence, show, trust, validate, verify
+from greenlane.cli import (
+    config,
+    convert,
+    db,
+    demo,
+    evidence,
+    exchange,
+    show,
+    trust,
+    validate,
+    verify,
+)
 from greenlane.cli.console import Exit, error
 from greenlane.errors import GreenlaneError
 from greenlane.settings import load_settings
@@ -55,6 +66,10 @@ app.command(name="show")(show.show)
 app.command(name="convert")(convert.convert)
 app.command(name="config")(config.show)
 app.command(name="demo")(demo.demo)
+app.command(name="serve")(exchange.serve)
+app.add_typer(exchange.init_app, name="init", no_args_is_help=True)
+app.add_typer(exchange.deliveries_app, name="deliveries", no_args_is_help=True)
+app.add_typer(exchange.tokens_app, name="tokens", no_args_is_help=True)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -19,7 +19,6 @@ holds the other's private keys.
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -199,7 +198,7 @@ def write_example(
         engine.dispose()
         token_file = node_dir / "tokens.json"
         token_file.write_text(json.dumps(tokens, indent=2) + "\n", encoding="utf-8")
-        os.chmod(token_file, 0o600)
+        token_file.chmod(0o600)
     for node, node_dir in nodes.items():
         engine = engine_from_settings(node_settings(node_dir))
         ours = corridor.country_of(node)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import rfc8785
 from sqlalchemy import select
@@ -113,13 +113,13 @@ def publish(
     kind: str,
     certificate: Certificate | None,
     at: datetime,
-    **extra: object,
+    **extra: Any,
 ) -> FeedEvent:
     """Add an event to the agencies' feed (polled with ``?after=``, pushed to webhooks).
 
     ``certificate`` is None for an arrival in quarantine, which is no certificate yet.
     """
-    body = {
+    body: dict[str, Any] = {
         "kind": kind,
         "certificate": view(certificate) if certificate else None,
         **extra,
@@ -135,7 +135,7 @@ def publish(
     return event
 
 
-def view(certificate: Certificate) -> dict[str, object]:
+def view(certificate: Certificate) -> dict[str, Any]:
     """A certificate as the agency API shows it."""
     return {
         "id": certificate.id,

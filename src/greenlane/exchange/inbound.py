@@ -28,13 +28,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from greenlane.codes import finding
 from greenlane.errors import GreenlaneError
 from greenlane.exchange import certificates
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.envelope import OpenedEnvelope, open_envelope
 from greenlane.exchange.receipts import encode_receipt, receipt_for, receipt_message_id
 from greenlane.exchange.tracking import CertificateStatus, TrackingState
-from greenlane.findings import Area, Finding, Level, has_errors
+from greenlane.findings import Finding, has_errors
 from greenlane.sps import amend
 from greenlane.store.documents import add_document
 from greenlane.store.models import InboxMessage
@@ -161,12 +162,10 @@ def _stored(session: Session, opened: OpenedEnvelope) -> InboxMessage:
 
 
 def _mismatch(what: str, header: str, document: str | None) -> Finding:
-    return Finding(
-        Level.ERROR,
-        Area.POLICY,
-        "/",
+    return finding(
         "exchange.header-mismatch",
         f"the envelope says {what} {header!r}, the document {document!r}",
+        "/",
     )
 
 
@@ -233,13 +232,11 @@ def _store(
         )
         if recorded.duplicate_number:
             findings.append(
-                Finding(
-                    Level.WARNING,
-                    Area.POLICY,
-                    "/",
+                finding(
                     "exchange.duplicate-number",
                     f"certificate {envelope.document_number} arrived before with other "
                     "content; both are kept",
+                    "/",
                 )
             )
     row = InboxMessage(
