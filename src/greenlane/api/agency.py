@@ -26,18 +26,16 @@ from sqlalchemy.orm import Session
 from greenlane.api.body import read_body
 from greenlane.api.node import Ctx
 from greenlane.errors import GreenlaneError
-from greenlane.exchange import agencies, certificates, outbound
+from greenlane.exchange import agencies, certificates, feed, outbound
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.inbound import VETERINARY_TYPES
 from greenlane.store.models import (
     Certificate,
-    FeedEvent,
     IdempotencyKey,
     InboxMessage,
     OutboxMessage,
     StoredDocument,
 )
-from greenlane.trust import registry
 from greenlane.trust.keys import Role
 
 router = APIRouter(prefix="/api/v1", tags=["agency"])
@@ -72,19 +70,8 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def _roles(session: Session, agency_id: str) -> frozenset[Role]:
-    participant = registry.participant(session, agency_id)
-    return participant.roles if participant else frozenset()
-
-
-def _visible(session: Session, agency_id: str, row: Certificate) -> bool:
-    if row.direction == "issued":
-        return row.agency == agency_id
-    roles = _roles(session, agency_id)
-    if Role.CUSTOMS in roles:
-        return True
-    veterinary = row.document_type in VETERINARY_TYPES
-    return (Role.VETERINARY in roles) if veterinary else (Role.NPPO in roles)
+_roles = feed.roles
+_visible = feed.may_see
 
 
 def _messages(session: Session, certificate_id: int) -> list[dict[str, Any]]:
@@ -435,22 +422,7 @@ async def list_events(
 ) -> dict[str, Any]:
     def look() -> dict[str, Any]:
         with ctx.sessions() as session:
-            rows = session.scalars(
-                select(FeedEvent)
-                .where(FeedEvent.id > after, FeedEvent.country == ctx.country)
-                .order_by(FeedEvent.id)
-                .limit(limit)
-            )
-            items = []
-            last = after
-            for event in rows:
-                last = event.id
-                certificate = (
-                    session.get(Certificate, event.certificate_id) if event.certificate_id else None
-                )
-                if certificate is not None and not _visible(session, agency_id, certificate):
-                    continue
-                items.append({"id": event.id, **json.loads(event.data)})
+            items, last = feed.events(session, ctx.country, agency_id, after=after, limit=limit)
             return {"events": items, "next_after": last}
 
     return await run_in_threadpool(look)

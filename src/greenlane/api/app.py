@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -22,14 +22,20 @@ from greenlane.api import agency, errors, node
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.delivery import Worker, pending_count
 from greenlane.exchange.pull import Poller
+from greenlane.exchange.registry_sync import RegistrySync
+
+
+class _Loop(Protocol):
+    def stop(self, timeout: float = ...) -> None: ...
 
 
 def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loops: list[Worker | Poller] = []
+        loops: list[_Loop] = []
         if background:
             loops.append(Worker(ctx).start())
+            loops.append(RegistrySync(ctx).start())
             if ctx.entry.delivery == "pull":
                 loops.append(Poller(ctx).start())
             for hook in app.state.background_hooks:
