@@ -596,6 +596,15 @@ ERRORS: dict[str, str] = {
     "request.method-not-allowed": "The path exists but not with this HTTP method.",
     "request.too-large": "A request body larger than the endpoint accepts.",
     "request.unsupported-media-type": "A body in a media type the endpoint does not take.",
+    "auth.forbidden": "An agency acting outside its roles (customs issuing a phytosanitary one).",
+    "subscription.not-found": "No webhook subscription of the agency with this id.",
+    "subscription.bad-url": "A webhook URL that is not an absolute http(s) URL with a host.",
+    "demo.port-busy": "A port the demo's nodes need is taken on 127.0.0.1: pick others "
+    "with --ports.",
+    "demo.node-failed": "A demo node exited or did not answer /health in time; its serve.log "
+    "says why.",
+    "demo.dir-not-empty": "The demo's --dir is a non-empty folder it did not write (it wipes "
+    "only its own).",
     "internal": "A bug: the command failed in a way it did not foresee (exit status 3).",
 }
 """Codes of errors that stop a command (not findings about a document)."""

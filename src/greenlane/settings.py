@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     delivery_backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     pull_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
+    webhook_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     registry_sync_seconds: float = Field(default=30.0, gt=0, le=86400)
     tls_enabled: bool = False
 

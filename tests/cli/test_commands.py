@@ -1,9 +1,8 @@
-"""The command line: conventions of exit status and JSON, db commands, and the demo."""
+"""The command line: conventions of exit status and JSON, and the db commands."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -122,59 +121,6 @@ def test_db_check_on_an_empty_database_fails(tmp_path: Path) -> None:
     run = greenlane("db", "check", env=env)
     assert run.status == 1
     assert "migrations at" in run.stderr
-
-
-def test_demo_runs_on_a_fresh_directory(tmp_path: Path) -> None:
-    """The demo issues and validates its six certificates, refuses the bomb, and stores once."""
-    run = greenlane("demo", cwd=tmp_path)
-    assert run.status == 0, run.stdout + run.stderr
-    assert "WARNING: development profile" in run.stderr
-    assert "xml.entity-expansion" in run.stdout
-    with sqlite3.connect(tmp_path / "greenlane.db") as db:
-        rows = db.execute("SELECT document_number, valid FROM documents ORDER BY 1").fetchall()
-    assert rows == [
-        ("AZ-2026-000123", 1),
-        ("AZ-2026-000124", 1),
-        ("AZ-2026-000125", 1),
-        ("AZ-2026-000126", 1),
-        ("AZ-2026-000127", 1),
-        ("AZ-2026-V00031", 1),
-    ]
-    assert "lycopersicum" in run.stdout
-    assert run.stdout.count("trusted    ") == 6
-    again = greenlane("demo", cwd=tmp_path)
-    assert again.status == 0
-    assert "6 document(s)" in again.stdout
-
-
-def test_evidence_of_the_demo_verifies_until_a_row_is_edited(tmp_path: Path) -> None:
-    """`evidence verify` on the demo database exits 0, then 1 naming the entry edited in SQL;
-    the demo's bundle checks offline against the corridor's pinned roots."""
-    assert greenlane("demo", cwd=tmp_path).status == 0
-    env = {"GREENLANE_NODE_ID": "az-node"}
-    assert greenlane("evidence", "verify", cwd=tmp_path, env=env).status == 0
-    bundle = greenlane(
-        "evidence",
-        "verify-bundle",
-        "--config",
-        "var/demo/corridor.toml",
-        "var/demo/evidence-bundle.json",
-        cwd=tmp_path,
-    )
-    assert bundle.status == 0, bundle.stderr
-    with sqlite3.connect(tmp_path / "greenlane.db") as db:
-        seq = db.execute(
-            "SELECT min(seq) FROM evidence_entries WHERE kind = 'document.sent'"
-        ).fetchone()[0]
-        db.execute("DROP TRIGGER evidence_no_update")
-        db.execute(
-            "UPDATE evidence_entries SET body = REPLACE(body, '\"trusted\":true', "
-            "'\"trusted\":false') WHERE seq = ?",
-            (seq,),
-        )
-    broken = greenlane("evidence", "verify", cwd=tmp_path, env=env)
-    assert broken.status == 1
-    assert f"first broken entry: {seq}" in broken.stderr
 
 
 def test_misordered_certificate_exits_1_pointing_at_the_element(corpus: Path) -> None:

@@ -41,9 +41,7 @@ class Pair:
 
 
 @contextmanager
-def running_pair(
-    directory: Path, delivery: tuple[Mode, Mode] = ("push", "push")
-) -> Iterator[Pair]:
+def running_pair(directory: Path, delivery: tuple[Mode, Mode] = ("push", "push")) -> Iterator[Pair]:
     """Scaffold a corridor into ``directory`` and serve both nodes until the block ends."""
     made = harness.scaffold(directory, delivery=delivery)
     with (

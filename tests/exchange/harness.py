@@ -65,18 +65,43 @@ class RunningNode:
         )
 
 
+def tls_server_kwargs(ctx: NodeContext, *, require_client_cert: bool = True) -> dict[str, Any]:
+    """uvicorn.Config arguments for mutual TLS with the node's key, as `greenlane serve` does."""
+    from greenlane.api.tls import uvicorn_config_kwargs
+    from greenlane.exchange.tls_files import corridor_roots, node_tls_files
+
+    cert, key, password = node_tls_files(ctx)
+    return dict(
+        uvicorn_config_kwargs(
+            cert, key, password, corridor_roots(ctx), require_client_cert=require_client_cert
+        )
+    )
+
+
 @contextmanager
-def serve(ctx: NodeContext, *, background: bool = True) -> Iterator[RunningNode]:
-    """Serve a node on its corridor endpoint's port until the block ends."""
+def serve(
+    ctx: NodeContext,
+    *,
+    background: bool = True,
+    tls: bool | None = None,
+    require_client_cert: bool = True,
+) -> Iterator[RunningNode]:
+    """Serve a node on its corridor endpoint's port until the block ends.
+
+    ``tls``: serve mutual TLS (the endpoint must then be https); by default when
+    the node's settings have tls_enabled, as `greenlane serve` does.
+    """
     url = ctx.entry.endpoint
     port = httpx.URL(url).port
     assert port is not None
+    use_tls = ctx.settings.tls_enabled if tls is None else tls
     config = uvicorn.Config(
         create_app(ctx, background=background),
         host="127.0.0.1",
         port=port,
         log_level="warning",
         lifespan="on",
+        **(tls_server_kwargs(ctx, require_client_cert=require_client_cert) if use_tls else {}),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -22,7 +22,11 @@ arrive in the same order, i.e. from one sequential client. HTTP/1.1 clients keep
 connections alive, so a passed (or delayed) connection carries all its later requests
 untouched, and a faulty one is closed after its first request. Tests that want one
 decision per request use a client without keep-alive
-(``httpx.Limits(max_keepalive_connections=0)``). The faults that read a request or a
+(``httpx.Limits(max_keepalive_connections=0)``), or, when the client is not theirs to
+configure (a node's delivery worker), run the proxy with ``one_request_per_connection``:
+then a passed or delayed connection also carries exactly one request, whose response
+goes back with ``Connection: close`` added, so the client opens a new connection (and
+gets a new decision) for its next request. The faults that read a request or a
 response frame one HTTP/1.1 message (Content-Length, chunked, or until close); a
 response delimited only by the server closing cannot be seen to be truncated.
 
@@ -39,6 +43,7 @@ Two forms:
         assert proxy.stats.drop_response > 0
 
     python -m tests.faults.proxy --target-port 8001 --seed 7 --drop-response 0.2
+    python -m tests.faults.proxy --target-port 8001 --one-request-per-connection --delay 0.5
 
 The process prints the bound port as the first line of stdout (``--listen-port 0``
 picks a free one). SIGTERM or SIGINT stops it and prints the stats as one JSON line on
@@ -170,6 +175,7 @@ class _Core:
         listen_port: int,
         read_timeout: float,
         max_message_bytes: int,
+        one_request_per_connection: bool = False,
     ) -> None:
         if read_timeout <= 0:
             raise ValueError("read_timeout must be positive")
@@ -179,6 +185,7 @@ class _Core:
         self._listen_port = listen_port
         self._read_timeout = read_timeout
         self._max_message_bytes = max_message_bytes
+        self._one_request = one_request_per_connection
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # stats, history and faults are read from other threads
         self._faults = self._checked(faults)
@@ -309,8 +316,28 @@ class _Core:
                 await self._drain(writer)
             return
         delay = plan.delay if plan.fault == "delay" else 0.0
+        if self._one_request:
+            await self._forward_one(reader, writer, delay)
+            return
         async with self._upstream() as (upstream_reader, upstream_writer):
             await self._pipe(reader, writer, upstream_reader, upstream_writer, delay)
+
+    async def _forward_one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+    ) -> None:
+        """Forward one request and its response (each held ``delay`` s), then close."""
+        request = await self._read_message(reader)
+        method = request.start_line.split(" ", 1)[0]
+        if delay:
+            await asyncio.sleep(delay)
+        async with self._upstream() as (upstream_reader, upstream_writer):
+            upstream_writer.write(request.raw)
+            await self._drain(upstream_writer)
+            response = await self._read_message(upstream_reader, response_to=method)
+        if delay:
+            await asyncio.sleep(delay)
+        writer.write(with_connection_close(response.raw))
+        await self._drain(writer)
 
     @contextlib.asynccontextmanager
     async def _upstream(
@@ -455,6 +482,19 @@ async def read_http_message(
     return _Message(b"".join(parts), start_line)
 
 
+def with_connection_close(response: bytes) -> bytes:
+    """The response with ``Connection: close`` added to its final head (after any 1xx)."""
+    start = 0
+    while True:
+        line_end = response.index(b"\r\n", start)
+        status = _status(response[start:line_end].decode("latin-1"))
+        if 100 <= status < 200 and status != 101:
+            start = response.index(b"\r\n\r\n", start) + 4
+            continue
+        cut = line_end + 2
+        return response[:cut] + b"Connection: close\r\n" + response[cut:]
+
+
 def _parse_head(head: bytes) -> tuple[str, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     headers: dict[str, str] = {}
@@ -489,6 +529,7 @@ class FaultProxy:
         listen_port: int = 0,
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        one_request_per_connection: bool = False,
     ) -> None:
         self._core = _Core(
             target_port,
@@ -497,6 +538,7 @@ class FaultProxy:
             listen_port,
             read_timeout,
             max_message_bytes,
+            one_request_per_connection,
         )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -598,6 +640,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-delay", type=float, default=1.0)
     parser.add_argument("--read-timeout", type=float, default=DEFAULT_READ_TIMEOUT)
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    parser.add_argument(
+        "--one-request-per-connection",
+        action="store_true",
+        help="close every connection after one response, so each request gets a decision",
+    )
     return parser
 
 
@@ -637,6 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.listen_port,
             args.read_timeout,
             args.max_message_bytes,
+            args.one_request_per_connection,
         )
     except ValueError as exc:
         parser.error(str(exc))

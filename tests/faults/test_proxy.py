@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .proxy import FAULT_NAMES, FaultProxy, Faults
+from .proxy import FAULT_NAMES, FaultProxy, Faults, with_connection_close
 
 REPO = Path(__file__).resolve().parents[2]
 GET_BODY = b"0123456789abcdef" * 256  # 4 KiB, so a truncation has room to cut
@@ -130,6 +130,52 @@ def test_decision_is_per_connection(upstream: _CountingServer) -> None:
         assert client.get(_url(proxy)).status_code == 200  # still the passed connection
         assert proxy.stats.connections == 1
     assert upstream.processed == 6
+
+
+def test_one_request_per_connection_decides_per_request(upstream: _CountingServer) -> None:
+    """In one-request mode a keep-alive client gets a new connection, and decision, per request."""
+    with (
+        FaultProxy(upstream.port, one_request_per_connection=True) as proxy,
+        _client(keep_alive=True) as client,
+    ):
+        for _ in range(3):
+            response = client.post(_url(proxy), content=b"envelope")
+            assert response.status_code == 200
+            assert response.content == b"envelope"
+            assert response.headers["connection"] == "close"
+        proxy.set_faults(Faults(http_502=1.0))
+        assert client.get(_url(proxy)).status_code == 502  # the next request is decided anew
+        assert proxy.stats.connections == 4
+        assert proxy.history == ["pass", "pass", "pass", "http_502"]
+    assert upstream.processed == 3
+
+
+def test_one_request_per_connection_delays_request_and_response(
+    upstream: _CountingServer,
+) -> None:
+    """In one-request mode a delayed request still succeeds, held once each way."""
+    faults = Faults(delay=1.0, min_delay=0.2, max_delay=0.25)
+    with (
+        FaultProxy(upstream.port, faults, one_request_per_connection=True) as proxy,
+        _client(keep_alive=True) as client,
+    ):
+        started = time.monotonic()
+        response = client.get(_url(proxy))
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200
+        assert response.content == GET_BODY
+        assert 0.4 <= elapsed < 2.0
+        assert proxy.stats.delay == 1
+    assert upstream.processed == 1
+
+
+def test_connection_close_goes_into_the_final_head() -> None:
+    """Connection: close is added to the final response, not to an interim 100 Continue."""
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert with_connection_close(interim + final) == (
+        interim + b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    )
 
 
 def test_http_502_never_contacts_the_server(upstream: _CountingServer) -> None:

@@ -363,12 +363,15 @@ async def list_certificates(
             if number:
                 query = query.where(Certificate.number == number)
             items: list[dict[str, Any]] = []
+            # The cursor moves past rows the agency may not see too: a page of
+            # nothing but others' certificates must not look like the end.
+            last = after
             for row in session.scalars(query.limit(limit * 4)):
+                last = row.id
                 if _visible(session, agency_id, row):
                     items.append(certificates.view(row))
                     if len(items) == limit:
                         break
-            last = items[-1]["id"] if items else after
             return {"certificates": items, "next_after": last}
 
     return await run_in_threadpool(look)
@@ -389,7 +392,9 @@ async def list_arrivals(
             if quarantined is not None:
                 query = query.where(InboxMessage.quarantined == quarantined)
             items = []
+            last = after
             for row in session.scalars(query.limit(limit)):
+                last = row.id
                 veterinary = row.document_type in VETERINARY_TYPES
                 if Role.CUSTOMS in roles or (
                     (Role.VETERINARY in roles) if veterinary else (Role.NPPO in roles)
@@ -408,7 +413,7 @@ async def list_arrivals(
                             for f in document.findings
                         ]
                     items.append(arrival)
-            return {"arrivals": items}
+            return {"arrivals": items, "next_after": last}
 
     return await run_in_threadpool(look)
 

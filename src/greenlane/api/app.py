@@ -18,11 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 import greenlane
-from greenlane.api import agency, errors, node
+from greenlane.api import agency, errors, node, subscriptions
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.delivery import Worker, pending_count
 from greenlane.exchange.pull import Poller
 from greenlane.exchange.registry_sync import RegistrySync
+from greenlane.exchange.webhooks import WebhookWorker
 
 
 class _Loop(Protocol):
@@ -53,11 +54,12 @@ def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = ctx
-    app.state.background_hooks = []
+    app.state.background_hooks = [WebhookWorker]
     ctx.metrics.watch_queue(lambda: pending_count(ctx))
     errors.install(app)
     app.include_router(node.router)
     app.include_router(agency.router)
+    app.include_router(subscriptions.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
     async def health() -> dict[str, Any]:

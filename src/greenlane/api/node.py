@@ -24,6 +24,7 @@ from greenlane.exchange import inbound, peers, pull
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.tracking import TrackingState
 from greenlane.store.models import InboxMessage, RegistryUpdate
+from greenlane.trust import pki, registry
 
 router = APIRouter(prefix=peers.API, tags=["node-to-node"])
 
@@ -41,19 +42,38 @@ Signature = Annotated[
     Header(
         alias=peers.SIGNATURE_HEADER,
         description="Detached JWS (b64=false) by the calling node's key over the body, or "
-        "for requests without a body over `METHOD path?query`.",
+        "for requests without a body over `METHOD path?query`. A request without one is "
+        "refused as `message.malformed`, like any unreadable signature.",
     ),
 ]
 
 
 def _tls_peer(ctx: NodeContext, request: Request) -> str | None:
+    """The node the connection's client certificate names; None with TLS off.
+
+    Any corridor root passes the TLS chain check, so the certificate must also
+    name a node of the corridor and be issued by that node's own country root:
+    otherwise one country's root could vouch for another country's node. Reads
+    the root from the database, so call it off the event loop.
+    """
     if not ctx.settings.tls_enabled:
         return None
-    node = tls.peer_node(request.scope)
-    if node is None:
-        raise GreenlaneError(
+    certificate = tls.peer_certificate(request.scope)
+    if certificate is None:
+        raise tls.TransportIdentityError(
             "node-to-node requests need a corridor client certificate", code="tls.no-client-cert"
         )
+    node = tls.node_of(certificate)
+    country = ctx.node_country(node) if node else None
+    if node is None or country is None:
+        named = pki.owner_uri(certificate) or certificate.subject.rfc4514_string()
+        raise tls.TransportIdentityError(
+            f"the client certificate names {named}, not a node of the corridor",
+            code="tls.wrong-peer",
+        )
+    with ctx.sessions() as session:
+        root = registry.root_certificate(session, country)
+    tls.require_peer(request.scope, node, issued_by=root)
     return node
 
 
@@ -63,7 +83,7 @@ def _target(request: Request) -> str:
     return path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
 
 
-def calling_node(request: Request, ctx: Ctx, signature: Signature) -> str:
+def calling_node(request: Request, ctx: Ctx, signature: Signature = "") -> str:
     """The partner node that signed this request (and, with TLS, holds the connection)."""
 
     def check() -> str:
@@ -98,7 +118,7 @@ _RECEIPT: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/envelopes", responses=_RECEIPT, summary="Deliver an envelope (push)")
-async def deliver_envelope(request: Request, ctx: Ctx, signature: Signature) -> Response:
+async def deliver_envelope(request: Request, ctx: Ctx, signature: Signature = "") -> Response:
     """Store the envelope, then answer with a signed receipt.
 
     A refused envelope (unknown sender, bad or replayed signature, wrong TLS
@@ -106,8 +126,22 @@ async def deliver_envelope(request: Request, ctx: Ctx, signature: Signature) -> 
     line in the security log; a bad payload is stored in quarantine and
     receipted ``DeliveredWithWarnings`` or ``DeliveredNotReadable``.
     """
-    data = await read_body(request, ctx.settings.envelope_max_bytes, code="envelope.too-large")
-    peer = _tls_peer(ctx, request)
+    try:
+        peer = (
+            await run_in_threadpool(_tls_peer, ctx, request) if ctx.settings.tls_enabled else None
+        )
+        data = await read_body(request, ctx.settings.envelope_max_bytes, code="envelope.too-large")
+    except GreenlaneError as refused:
+        # Refused before inbound.receive sees it (no certificate, too large): logged here.
+        inbound.security_log.warning(
+            "envelope refused: code=%s tls_peer=%s client=%s reason=%s",
+            refused.code,
+            tls.peer_node(request.scope),
+            request.client.host if request.client else None,
+            refused,
+        )
+        ctx.metrics.refused.labels(refused.code).inc()
+        raise
     try:
         answer = await run_in_threadpool(
             inbound.receive,
@@ -151,7 +185,7 @@ async def fetch_envelope(message_id: str, ctx: Ctx, caller: Caller) -> Response:
 
 @router.post("/envelopes/{message_id}/receipt", summary="Acknowledge an envelope (pull)")
 async def acknowledge_envelope(
-    message_id: str, request: Request, ctx: Ctx, signature: Signature
+    message_id: str, request: Request, ctx: Ctx, signature: Signature = ""
 ) -> dict[str, Any]:
     """Take the receiving node's signed receipt for an envelope it fetched.
 
@@ -160,7 +194,7 @@ async def acknowledge_envelope(
     """
     data = await read_body(request, MAX_RECEIPT_BYTES, code="receipt.malformed")
     receiver = await run_in_threadpool(_receiver_of, ctx, message_id)
-    _check_peer(ctx, request, receiver)
+    await run_in_threadpool(_check_peer, ctx, request, receiver)
     outcome = await run_in_threadpool(pull.acknowledge, ctx, receiver, message_id, data, signature)
     return {"MessageId": message_id, "HUBTrackingInfo": outcome.state.value}
 

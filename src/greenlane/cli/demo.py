@@ -1,125 +1,200 @@
-"""``greenlane demo``: the corridor on the embedded database, as far as it is built.
+"""``greenlane demo``: the AZ -> RU corridor for real, two nodes on loopback, one day of work.
 
-Today: create the database, show the configuration, issue the AZ -> RU
-certificates (five phytosanitary, one veterinary) with the canonical writer,
-judge them and a hostile file with the same code as ``greenlane validate``,
-show one as an officer would read it; then set up both countries' PKI, sign
-each certificate as the AZ NPPO, verify it as a receiver would, store it, log
-it, have both nodes sign the evidence log, and export one evidence bundle.
+It writes a fresh corridor (``greenlane init corridor``), starts the AZ and the
+RU node as two ``greenlane serve`` processes, each on its own SQLite file,
+plays a day through the AZ agency API with a live board (:mod:`demo_day`),
+then checks on both sides that everything adds up (:mod:`demo_reconcile`).
+Without ``--exit`` both nodes stay up for the user to explore until Ctrl-C;
+with it the command stops them and exits 0 only if everything reconciles,
+which is what CI runs.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+import shutil
+import tempfile
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.text import Text
 
-from greenlane.cli.config import settings_table
-from greenlane.cli.console import out, print_findings, warn_loudly
-from greenlane.cli.validate import print_result
-from greenlane.findings import Level
-from greenlane.settings import Settings
-from greenlane.validation import validate_path
+from greenlane.cli.console import out, warn_loudly
+from greenlane.errors import GreenlaneError
 
-BILLION_LAUGHS = (
-    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(
-        b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
-        for i in range(1, 10)
-    )
-    + b"]>\n<lolz>&lol9;</lolz>\n"
-)
+if TYPE_CHECKING:
+    from greenlane.cli.demo_nodes import NodeProcess
+
+DEFAULT_DIR = Path("var/demo")
+MARKER = ".greenlane-demo"
+"""Written into the demo's folder: the demo wipes only a folder that holds it (or its default)."""
+NODES = ("az-node", "ru-node")
+
+
+def _ports(text: str) -> tuple[int, int]:
+    try:
+        az, ru = (int(part) for part in text.split(","))
+    except ValueError as exc:
+        raise GreenlaneError(
+            f"--ports wants two port numbers, AZ,RU (got {text!r})", code="config.invalid"
+        ) from exc
+    if not all(1 <= port <= 65535 for port in (az, ru)):
+        raise GreenlaneError(f"--ports {text}: ports are 1 to 65535", code="config.invalid")
+    return az, ru
+
+
+def _fresh(folder: Path) -> Path:
+    """Empty ``folder`` for a new run: only if it is new, empty, or an earlier demo's."""
+    folder = folder.resolve()
+    if folder.exists() and any(folder.iterdir()):
+        ours = (folder / MARKER).exists() or folder == DEFAULT_DIR.resolve()
+        if not ours:
+            raise GreenlaneError(
+                f"{folder} is not empty and not a demo's folder: the demo wipes its folder "
+                "on every run, so give it a new or empty one with --dir",
+                code="demo.dir-not-empty",
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _screen() -> Console:
+    """The terminal as it is; when captured (CI, tests), wide enough for the tables."""
+    if out.is_terminal:
+        return out
+    return Console(highlight=False, soft_wrap=True, width=140)
 
 
 def demo(
-    ctx: typer.Context,
-    workdir: Annotated[Path, typer.Option(help="Where the demo writes its documents.")] = Path(
-        "var/demo"
-    ),
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="The demo's folder, wiped and written anew on every run "
+            "(default: var/demo; with --exit a temporary folder).",
+            file_okay=False,
+        ),
+    ] = None,
+    exit_after: Annotated[
+        bool,
+        typer.Option(
+            "--exit",
+            help="Stop both nodes after the day and exit 0 only if everything reconciles (CI).",
+        ),
+    ] = False,
+    ports: Annotated[
+        str, typer.Option(help="Loopback ports of the AZ and the RU node, AZ,RU.")
+    ] = "8401,8402",
 ) -> None:
-    """Run the corridor demo on the configured (by default embedded SQLite) database."""
-    from greenlane.cli import demo_trust
-    from greenlane.cli.demo_certificates import LOTS, certificate
-    from greenlane.cli.show import render
-    from greenlane.sps.jsonform import from_json
-    from greenlane.sps.reader import read_certificate
-    from greenlane.sps.writer import write_canonical
-    from greenlane.store import migrate
-    from greenlane.store.documents import count_documents
-    from greenlane.store.engine import engine_from_settings, session_factory
-    from greenlane.trust.bundle import encode, make_bundle, verify_bundle
-    from greenlane.trust.evidence import verify_log
-    from greenlane.trust.registry import DatabaseKeys
+    """Run the AZ and RU nodes on loopback and play a day of certificates between them."""
+    from greenlane.cli import demo_nodes
+    from greenlane.cli.demo_day import play
+    from greenlane.cli.demo_reconcile import reconcile, summary
+    from greenlane.corridor.scaffold import write_example
 
-    settings: Settings = ctx.obj
-    warn_loudly(settings)
-    out.rule("greenlane demo")
-    out.print(settings_table(settings))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
+    az_port, ru_port = _ports(ports)
+    demo_nodes.check_ports((az_port, ru_port))
+    temporary = directory is None and exit_after
+    if temporary:
+        folder = Path(tempfile.mkdtemp(prefix="greenlane-demo-"))
+    else:
+        folder = _fresh(directory or DEFAULT_DIR)
+    screen = _screen()
+    screen.rule("greenlane demo: the AZ -> RU green corridor, two nodes on loopback")
+    screen.print(f"writing a fresh corridor to {folder}: both countries' PKI, nodes and tokens")
+    made = write_example(folder, ports=(az_port, ru_port))
+    (folder / MARKER).write_text("written by `greenlane demo`: wiped on its next run\n")
+    warn_loudly(made.settings(NODES[0]))
+    tokens = {**made.tokens(NODES[0]), **made.tokens(NODES[1])}
+    ok = False
+    with (
+        demo_nodes.sigterm_stops(),
+        demo_nodes.running(made, dict(zip(NODES, (az_port, ru_port), strict=True))) as nodes,
+    ):
+        for node in nodes.values():
+            screen.print(f"{node.node} serving {node.url} (pid {node.process.pid}, log {node.log})")
+        urls = {name: node.url for name, node in nodes.items()}
+        screen.rule("a day at the AZ Food Safety Agency")
+        day = play(urls[NODES[0]], urls[NODES[1]], tokens, screen, pace=0 if exit_after else 0.4)
+        screen.print()
+        screen.rule("reconciliation")
+        result = reconcile(made, day, urls, tokens)
+        screen.print(summary(result))
+        ok = result.ok
+        if ok:
+            screen.print(
+                Text(
+                    f"everything reconciles: {result.expected_certificates} certificates, "
+                    f"{result.expected_messages} messages delivered and receipted, statuses in "
+                    "step on both sides, both evidence logs verified",
+                    style="bold green",
+                )
+            )
+        else:
+            screen.print(Text("DOES NOT RECONCILE:", style="bold red"))
+            for problem in result.problems:
+                screen.print(Text(f"  {problem}", style="red"))
+        if not exit_after:
+            ok = _stay_up(screen, made.corridor_file, nodes, tokens) and ok
+    screen.print("both nodes stopped")
+    if temporary:
+        if ok:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            screen.print(f"the demo's folder is kept for a look: {folder}")
+    raise typer.Exit(0 if ok else 1)
 
-    engine = engine_from_settings(settings)
-    migrate.upgrade(engine)
-    out.print(f"database ready at revision {migrate.current_revision(engine)}")
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    issued = []
-    for lot in LOTS:
-        path = workdir / f"{lot.number}.xml"
-        path.write_bytes(write_canonical(from_json(certificate(lot))))
-        issued.append(path)
-    hostile = workdir / "billion-laughs.xml"
-    hostile.write_bytes(BILLION_LAUGHS)
+def _stay_up(
+    screen: Console,
+    corridor_file: Path,
+    nodes: dict[str, NodeProcess],
+    tokens: dict[str, str],
+) -> bool:
+    """Show where the nodes are and wait for Ctrl-C; False if a node stopped by itself.
 
-    out.rule("validate")
-    results = [validate_path(path, settings) for path in (*issued, hostile)]
-    for result in results:
-        print_result(result)
-    *accepted, refused = results
-    first = accepted[0]
-    if first.document is not None:
-        render(read_certificate(first.document).root, first.findings)
+    The one wait without a time bound: the user ends it.
+    """
+    from greenlane.corridor.agreement import load_corridor
 
-    if not all(r.valid for r in accepted) or refused.valid:
-        raise typer.Exit(1)
-
-    out.rule("sign, verify and record")
-    now = datetime.now(UTC)
-    lots = {lot.number: lot for lot in LOTS}
-    with session_factory(engine).begin() as session:
-        provider = demo_trust.set_up(session, workdir, settings, now)
-        documents = [
-            (path, path.read_bytes(), lots[path.stem].type_code == "853") for path in issued
-        ]
-        recorded = demo_trust.sign_and_record(session, provider, documents, now)
-        point = demo_trust.checkpoint(session, provider, now)
-        for item in recorded:
-            mark, style = ("trusted", "bold green") if item.trusted else ("untrusted", "bold red")
-            out.print(Text.assemble((f"{mark:<10} ", style), str(item.path)))
-            print_findings(f for f in item.findings if f.level is not Level.INFO)
-        out.print(
-            f"{count_documents(session)} document(s) in the database; evidence log of "
-            f"{demo_trust.OUR_NODE} at {point.size} entries, checkpoint countersigned by "
-            f"{demo_trust.PARTNER_NODE}"
-        )
-        report = verify_log(session, demo_trust.OUR_NODE, DatabaseKeys(session))
-        bundle_path = workdir / "evidence-bundle.json"
-        bundle_path.write_bytes(
-            encode(make_bundle(session, recorded[0].sha256, demo_trust.OUR_NODE))
-        )
-    checked = verify_bundle(bundle_path.read_bytes())
-    out.print(
-        Text(
-            f"evidence log: {'intact' if report.ok else 'BROKEN'} ({report.size} entries); "
-            f"bundle {bundle_path}: {'intact' if checked.ok else 'BROKEN'}",
-            style="green" if report.ok and checked.ok else "bold red",
-        )
+    corridor = load_corridor(corridor_file)
+    screen.rule("both nodes are running")
+    for node in nodes.values():
+        screen.print(f"  {node.node}  agency API {node.url}/api/v1   docs {node.url}/docs")
+    screen.print("agency tokens (also in each node's tokens.json):")
+    for country in corridor.countries.values():
+        for agency in country.agencies:
+            roles = ", ".join(role.value for role in agency.roles)
+            screen.print(f"  {agency.id:<11} {roles:<17} {tokens.get(agency.id, '?')}")
+    az, ru = nodes[NODES[0]].url, nodes[NODES[1]].url
+    screen.print("try:")
+    screen.print(
+        f'  curl -s -H "Authorization: Bearer {tokens.get("ru-rsn", "?")}" '
+        f'"{ru}/api/v1/certificates?direction=received"'
     )
-    out.print(
-        f"try: GREENLANE_NODE_ID={demo_trust.OUR_NODE} greenlane evidence verify; "
-        f"greenlane verify {recorded[0].path}; "
-        f"greenlane evidence verify-bundle --config {workdir / 'corridor.toml'} {bundle_path}"
-    )
-    if not all(item.trusted for item in recorded) or not report.ok or not checked.ok:
-        raise typer.Exit(1)
+    settings_file = corridor_file.parent / NODES[0] / "settings.toml"
+    screen.print(f"  GREENLANE_SETTINGS_FILE={settings_file} greenlane deliveries list")
+    screen.print(f"  GREENLANE_SETTINGS_FILE={settings_file} greenlane evidence verify")
+    screen.print(f"  open {az}/docs")
+    screen.print(Text("Ctrl-C stops both nodes.", style="bold"))
+    try:
+        while all(node.alive() for node in nodes.values()):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        screen.print("\nCtrl-C: stopping both nodes")
+        return True
+    for node in nodes.values():
+        if not node.alive():
+            screen.print(
+                Text(
+                    f"{node.node} stopped by itself (exit status {node.process.returncode}); "
+                    f"its log: {node.log}",
+                    style="bold red",
+                )
+            )
+    return False

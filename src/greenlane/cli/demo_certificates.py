@@ -2,17 +2,19 @@
 
 Realistic content for the first corridor: five phytosanitary certificates for
 fresh produce and one veterinary certificate, issued in Baku (UTC+4), crossing
-at Samur / Yarag-Kazmalyar by refrigerated truck.
+at Samur / Yarag-Kazmalyar by refrigerated truck; and the day's two changes:
+the persimmons withdrawn, the apples replaced for a new consignee.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 AQTA = "Food Safety Agency of the Republic of Azerbaijan"
 EXPORTER = ("Frukt Treyd MMC", "Heydər Əliyev prospekti 15", "Bakı", "AZ")
 IMPORTER = ("ООО «Фрукт Трейд»", "ул. Кировоградская, 15", "Москва", "RU")
+NEW_IMPORTER = ("ООО «Зелёный Ряд»", "Варшавское шоссе, 170Г", "Москва", "RU")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Lot:
     treatment: tuple[tuple[str, str, str | None], ...] = ()
     """IPPC treatment characteristics: (acronym, description, measure with its unit)."""
     additional_declaration: str | None = None
+    consignee: tuple[str, str, str, str] = IMPORTER
+    """Name, address line, city and country of the importer."""
 
 
 LOTS = (
@@ -146,6 +150,24 @@ LOTS = (
 )
 
 
+WITHDRAWN = "AZ-2026-000124"
+WITHDRAWAL_REASON = "Issued in error: the persimmons were not loaded and will not travel."
+REPLACED = "AZ-2026-000126"
+REPLACEMENT_REASON = "Change of consignee: the apples are sold on to another importer in Moscow."
+REPLACEMENT = replace(
+    next(lot for lot in LOTS if lot.number == REPLACED),
+    number="AZ-2026-000128",
+    issued="2026-10-05T15:20:00+04:00",
+    consignee=NEW_IMPORTER,
+)
+"""The apples' new certificate: a number of its own, the new consignee, issued the same day."""
+
+
+def goods(lot: Lot) -> str:
+    """A short label for a lot, as an officer would say it: "Fresh tomatoes, 20 t"."""
+    return f"{lot.description}, {int(lot.net_kg) / 1000:g} t"
+
+
 def _party(name: str, line: str, city: str, country: str) -> dict[str, Any]:
     return {
         "Name": name,
@@ -230,7 +252,7 @@ def certificate(lot: Lot) -> dict[str, Any]:
             },
             "SPSConsignment": {
                 "ConsignorSPSParty": _party(*EXPORTER),
-                "ConsigneeSPSParty": _party(*IMPORTER),
+                "ConsigneeSPSParty": _party(*lot.consignee),
                 "ExportSPSCountry": _country("AZ", "Azerbaijan"),
                 "ImportSPSCountry": _country("RU", "Russian Federation"),
                 "UnloadingBaseportSPSLocation": {"ID": "RUMOW", "Name": ["Moscow"]},

@@ -77,6 +77,7 @@ def record(
         )
         session.add(row)
         move = StatusMove.APPLY
+        _superseded_already(session, row)
     else:
         move = status_move(CertificateStatus(row.status), status)
         if move is StatusMove.APPLY:
@@ -91,6 +92,32 @@ def record(
         superseded = supersede(session, direction, issuer, replaces, by=number, at=at)
     session.flush()
     return Recorded(row, move, duplicate, superseded)
+
+
+def _superseded_already(session: Session, row: Certificate) -> None:
+    """Mark a newly stored certificate superseded when its replacement is already here.
+
+    Messages may arrive out of order (a retried original after its
+    replacement, a pull batch): the replacement names this number, so the
+    certificate is born replaced whatever order the two came in.
+    """
+    later = session.scalar(
+        select(Certificate)
+        .where(
+            Certificate.direction == row.direction,
+            Certificate.issuer_country == row.issuer_country,
+            Certificate.replaces == row.number,
+            Certificate.number != row.number,
+        )
+        .order_by(Certificate.id)
+        .limit(1)
+    )
+    if later is None:
+        return
+    row.replaced_by = later.number
+    current = CertificateStatus(row.status)
+    if status_move(current, CertificateStatus.SUPERSEDED) is StatusMove.APPLY:
+        row.status = CertificateStatus.SUPERSEDED.value
 
 
 def supersede(

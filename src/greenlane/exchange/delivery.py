@@ -118,6 +118,8 @@ def send(ctx: NodeContext, client: httpx.Client, outbox_id: int) -> Outcome:
         )
     except httpx.HTTPError as exc:
         return failed(ctx, outbox_id, f"transport: {type(exc).__name__}: {exc}")
+    except GreenlaneError as exc:  # with TLS: the server is not the node it must be
+        return failed(ctx, outbox_id, f"transport: {exc.code}: {exc}")
     if response.status_code != 200:
         return failed(ctx, outbox_id, f"HTTP {response.status_code}: {_error_code(response)}")
     try:

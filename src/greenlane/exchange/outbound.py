@@ -10,6 +10,9 @@ document and its envelope are both there, or neither is. The delivery worker
      └── SubmissionError           certificate.*: a submission, withdrawal or
                                    replacement refused; carries findings when the
                                    document's checks are why
+
+An agency issues only in its field (an NPPO phytosanitary, a veterinary service
+veterinary certificates): anything else is refused with ``auth.forbidden``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,22 @@ def _agency_of_ours(session: Session, ctx: NodeContext, agency: str) -> registry
     return participant
 
 
+def _may_issue(participant: registry.Participant, type_code: str) -> None:
+    """Refuse a certificate outside the agency's field (a customs service issuing an ePhyto).
+
+    The receiving node would quarantine it (its signer lacks the role), so it is
+    refused here, before anything is signed or sent.
+    """
+    role = _role(type_code)
+    if role not in participant.roles:
+        held = ", ".join(sorted(participant.roles)) or "none"
+        raise GreenlaneError(
+            f"{participant.id} (roles: {held}) may not issue a type {type_code} certificate: "
+            f"that takes the {role} role",
+            code="auth.forbidden",
+        )
+
+
 def _signed_by(
     session: Session, ctx: NodeContext, agency: str, raw: bytes, facts: amend.CertificateFacts
 ) -> bytes:
@@ -133,10 +152,11 @@ def _checked(ctx: NodeContext, raw: bytes) -> tuple[amend.CertificateFacts, list
 
 def submit(session: Session, ctx: NodeContext, *, agency: str, raw: bytes) -> Issued:
     """Issue a new certificate (status 70) from an agency; the same bytes again change nothing."""
-    _agency_of_ours(session, ctx, agency)
+    participant = _agency_of_ours(session, ctx, agency)
     facts, findings = _checked(ctx, raw)
     assert facts.number is not None
     assert facts.type_code is not None
+    _may_issue(participant, facts.type_code)
     if facts.status_code != CertificateStatus.ISSUED.value:
         raise SubmissionError(
             f"a new certificate has status 70 (issued), not {facts.status_code!r}; "
@@ -210,12 +230,13 @@ def replace(
     reason: str,
 ) -> Issued:
     """Issue ``raw`` as the replacement of a certificate, which becomes ``superseded``."""
-    _agency_of_ours(session, ctx, agency)
+    participant = _agency_of_ours(session, ctx, agency)
     old = _own(session, ctx, agency, certificate_id)
     old_document = session.get(StoredDocument, old.document_id)
     assert old_document is not None
     old_facts, _ = _checked(ctx, old_document.raw)
     new_facts, _ = _checked(ctx, raw)
+    _may_issue(participant, new_facts.type_code or "")
     if new_facts.number == old.number:
         raise SubmissionError(
             "a replacement certificate has a number of its own", code="certificate.number-taken"

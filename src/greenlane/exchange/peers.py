@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from greenlane.api import tls
 from greenlane.errors import GreenlaneError
 from greenlane.exchange.context import NodeContext
+from greenlane.trust import registry
 from greenlane.trust.messages import VerifiedMessage, sign_message, verify_message
 from greenlane.trust.registry import DatabaseKeys
 from greenlane.trust.signers import Signer
@@ -86,14 +87,28 @@ def tls_client_context(ctx: NodeContext):  # type: ignore[no-untyped-def]
 
 
 class _PerNodeTransport(httpx.BaseTransport):
-    """Routes each request through a transport that checks the server is the expected node."""
+    """Routes each request through a transport that checks the server is the expected node.
+
+    The server certificate must name that node and be issued by its own
+    country's root: any corridor root passes the chain check.
+    """
 
     def __init__(self, ctx: NodeContext, context: object, limits: httpx.Limits) -> None:
         self._by_origin: dict[str, httpx.BaseTransport] = {}
+        with ctx.sessions() as session:
+            roots = {
+                code: registry.root_certificate(session, code) for code in ctx.corridor.countries
+            }
         for node in ctx.partner_nodes():
             origin = httpx.URL(node.endpoint)
             key = f"{origin.scheme}://{origin.host}:{origin.port}"
-            self._by_origin[key] = tls.NodeIdentityTransport(node.id, context)  # type: ignore[arg-type]
+            country = ctx.node_country(node.id)
+            assert country is not None  # a partner node is a node of the corridor
+            self._by_origin[key] = tls.NodeIdentityTransport(
+                node.id,
+                context,  # type: ignore[arg-type]
+                issued_by=roots[country],
+            )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url

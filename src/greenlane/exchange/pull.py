@@ -119,8 +119,10 @@ class Poller:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop if it was started (a poller used only for poll_once is just closed)."""
         self.stopping.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
         self._client.close()
 
     def _signed_get(self, endpoint: str, target: str) -> httpx.Response:
@@ -138,7 +140,8 @@ class Poller:
                 listing = self._signed_get(endpoint, f"{peers.API}/envelopes?limit=100")
                 listing.raise_for_status()
                 items = listing.json()["envelopes"]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            except (httpx.HTTPError, GreenlaneError, ValueError, KeyError, TypeError) as exc:
+                # GreenlaneError: with TLS, the server is not the node it must be
                 log.warning("pull from %s failed: %s", node.id, exc)
                 continue
             for item in items:
@@ -149,7 +152,7 @@ class Poller:
         try:
             response = self._signed_get(endpoint, f"{peers.API}/envelopes/{message_id}")
             response.raise_for_status()
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, GreenlaneError) as exc:
             return Pulled(message_id, None, f"fetch: {exc}")
         try:
             answer = inbound.receive(
@@ -167,7 +170,7 @@ class Poller:
                 },
             )
             posted.raise_for_status()
-        except httpx.HTTPError as exc:  # stored here; the receipt goes with the next fetch
+        except (httpx.HTTPError, GreenlaneError) as exc:  # stored; the receipt goes next fetch
             return Pulled(message_id, answer.tracking, f"receipt: {exc}")
         return Pulled(message_id, answer.tracking)
 

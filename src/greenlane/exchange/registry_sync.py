@@ -86,6 +86,8 @@ class RegistrySync:
         for node in self.ctx.partner_nodes():
             try:
                 total += sync_partner(self.ctx, self._client, node.id)
+            except httpx.TransportError as exc:  # the partner is down: the next round retries
+                log.info("registry sync with %s: not reachable (%s)", node.id, exc)
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("registry sync with %s failed: %s", node.id, exc)
             except GreenlaneError as exc:
