@@ -361,17 +361,23 @@ def test_a_pulling_node_pulls_over_mutual_tls_and_only_from_the_real_sender(
         )
         assert issued.message is not None
         message_id = issued.message.message_id
-    poller = Poller(ru)
-    try:
-        impostor = issued_cert(made, "RU", "az-node", "AZ", tmp_path)
-        with serve_with_certificate(az, impostor):
+    impostor = issued_cert(made, "RU", "az-node", "AZ", tmp_path)
+    # Each poller is stopped inside its server's block: an idle TLS keep-alive connection
+    # would otherwise hold up the server's shutdown.
+    with serve_with_certificate(az, impostor):
+        poller = Poller(ru)
+        try:
             assert poller.poll_once() == []
-        with ru.sessions() as session:
-            assert session.scalar(select(func.count()).select_from(SeenMessage)) == 0
-        with harness.serve(az, background=False):
+        finally:
+            poller.stop()
+    with ru.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SeenMessage)) == 0
+    with harness.serve(az, background=False):
+        poller = Poller(ru)
+        try:
             pulled = poller.poll_once()
-    finally:
-        poller.stop()
+        finally:
+            poller.stop()
     assert [(p.message_id, p.tracking, p.error) for p in pulled] == [
         (message_id, TrackingState.DELIVERED, None)
     ]

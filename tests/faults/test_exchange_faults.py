@@ -445,6 +445,47 @@ def submit_in_process(ctx: NodeContext, numbers: list[str]) -> None:
             outbound.submit(session, ctx, agency="az-fsa", raw=certificate_xml(number, index))
 
 
+class ClaimRendezvous:
+    """Makes two claims overlap: each of two threads, after its first claim's SELECT, waits
+    inside its transaction until the other has run its SELECT too.
+
+    With ``FOR UPDATE SKIP LOCKED`` both go on at once with disjoint rows. Without any
+    lock both choose the same rows; with a lock that does not skip, the second SELECT
+    waits for the first transaction, which waits here: the rendezvous times out and
+    :attr:`met` is false.
+    """
+
+    def __init__(self, engines: list[Engine], thread_prefix: str) -> None:
+        self.engines = engines
+        self.prefix = thread_prefix
+        self.barrier = threading.Barrier(2, timeout=15)
+        self._arrived: set[int | None] = set()
+        self._lock = threading.Lock()
+
+    def _hold(self, connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        thread = threading.current_thread()
+        if not (statement.startswith("SELECT outbox.id") and thread.name.startswith(self.prefix)):
+            return
+        with self._lock:
+            if thread.ident in self._arrived or len(self._arrived) == 2:
+                return
+            self._arrived.add(thread.ident)
+        self.barrier.wait()
+
+    @property
+    def met(self) -> bool:
+        return len(self._arrived) == 2 and not self.barrier.broken
+
+    def __enter__(self) -> ClaimRendezvous:
+        for engine in self.engines:
+            event.listen(engine, "after_cursor_execute", self._hold)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for engine in self.engines:
+            event.remove(engine, "after_cursor_execute", self._hold)
+
+
 @pytest.mark.postgres
 def test_overlapping_claims_on_postgresql_take_disjoint_envelopes(
     tmp_path: Path, postgres: Callable[[str], str]
@@ -456,23 +497,14 @@ def test_overlapping_claims_on_postgresql_take_disjoint_envelopes(
     ctx = az_context(made, url)
     try:
         submit_in_process(ctx, [f"AZ/CLM/{i:03d}" for i in range(15)])
-        # Both claimers stop right after their SELECT, inside their transactions, until
-        # the other has selected too: the two row sets are chosen at the same time.
-        both_selected = threading.Barrier(2, timeout=15)
-
-        def hold(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
-            if threading.current_thread().name.startswith("claimer") and statement.startswith(
-                "SELECT outbox.id"
-            ):
-                both_selected.wait()
-
-        event.listen(ctx.engine, "after_cursor_execute", hold)
-        with ThreadPoolExecutor(2, thread_name_prefix="claimer") as pool:
+        with (
+            ClaimRendezvous([ctx.engine], "claimer") as rendezvous,
+            ThreadPoolExecutor(2, thread_name_prefix="claimer") as pool,
+        ):
             claims = [pool.submit(claim, ctx, 10) for _ in range(2)]
             first, second = (c.result(timeout=30) for c in claims)
-        event.remove(ctx.engine, "after_cursor_execute", hold)
 
-        assert not both_selected.broken, "the second claim waited for the first's locks"
+        assert rendezvous.met, "the second claim waited for the first's locks"
         assert first, "the first claim took nothing"
         assert second, "the second claim took nothing"
         assert not set(first) & set(second), f"both claimed {sorted(set(first) & set(second))}"
@@ -577,7 +609,11 @@ def test_two_workers_on_one_postgresql_database_send_each_envelope_once(
                 )
             return states == {DELIVERED: count}
 
-        with serve_app(arrivals, endpoint_port(made, "ru-node")):
+        with (
+            serve_app(arrivals, endpoint_port(made, "ru-node")),
+            ClaimRendezvous(engines, "greenlane-delivery") as rendezvous,
+        ):
+            # The workers' first claims are made to overlap; the later ones race freely.
             workers = [Worker(c, concurrency=4, batch=8).start() for c in contexts]
             try:
                 wait_until(delivered, timeout=SETTLE_TIMEOUT, what="all Delivered", interval=0.2)
@@ -588,6 +624,7 @@ def test_two_workers_on_one_postgresql_database_send_each_envelope_once(
         for engine in engines:
             engine.dispose()
 
+    assert rendezvous.met, "the workers' first claims did not overlap"
     assert arrivals.concurrent == [], "one envelope pushed by two workers at the same time"
     assert len(arrivals.counts) == count
     assert set(arrivals.counts.values()) == {1}, "an envelope pushed more than once"

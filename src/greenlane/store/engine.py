@@ -89,10 +89,13 @@ class _Writers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._holder: Any = None
+        self._thread: int | None = None
 
     def acquire(self, dbapi_connection: Any, timeout: float) -> None:
+        if self._thread == threading.get_ident():
+            return  # held by this thread on another connection: waiting would wait for itself
         if self._lock.acquire(timeout=timeout):
-            self._holder = dbapi_connection
+            self._holder, self._thread = dbapi_connection, threading.get_ident()
 
     def settle(self, dbapi_connection: Any) -> None:
         """Give the turn back if ``dbapi_connection`` holds it and its transaction is over."""
@@ -103,7 +106,7 @@ class _Writers:
         except sqlite3.ProgrammingError:  # closed: its transaction ended with it
             busy = False
         if not busy:
-            self._holder = None
+            self._holder = self._thread = None
             self._lock.release()
 
 
