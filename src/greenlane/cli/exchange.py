@@ -93,7 +93,13 @@ def serve(
     scheme = "http"
     if settings.tls_enabled:
         cert, key, password = node_tls_files(node_ctx)
-        tls = dict(uvicorn_config_kwargs(cert, key, password, corridor_roots(node_ctx)))
+        # The client certificate is asked for but optional at the handshake, so agency
+        # clients can connect; every node-to-node route refuses a request without one.
+        tls = dict(
+            uvicorn_config_kwargs(
+                cert, key, password, corridor_roots(node_ctx), require_client_cert=False
+            )
+        )
         scheme = "https"
     err.print(
         f"greenlane node {node_id} ({node_ctx.country}) serving {scheme}://{host}:{listen} "

@@ -126,7 +126,11 @@ def _receive_once(
                     refused,
                 )
                 raise
-            row = _store(session, ctx, opened, now) if first else _stored(session, opened)
+            row = (
+                _store(session, ctx, opened, data, token, now)
+                if first
+                else _stored(session, opened)
+            )
             signer = ctx.signer(session, ctx.node_id)
         receipt = row.receipt
         tracking, number = TrackingState(row.state), row.id
@@ -203,7 +207,12 @@ def judge_payload(
 
 
 def _store(
-    session: Session, ctx: NodeContext, opened: OpenedEnvelope, now: datetime
+    session: Session,
+    ctx: NodeContext,
+    opened: OpenedEnvelope,
+    data: bytes,
+    token: str,
+    now: datetime,
 ) -> InboxMessage:
     envelope = opened.envelope
     readable, findings, facts = judge_payload(ctx, session, opened, now)
@@ -246,9 +255,9 @@ def _store(
         document_type=envelope.document_type,
         document_status=envelope.document_status,
         document_number=envelope.document_number,
-        envelope=b"",
+        envelope=data,
         envelope_sha256=opened.message.digest,
-        token="",
+        token=token,
         document_id=document.id,
         certificate_id=recorded.certificate.id if recorded else None,
         state=TrackingState.PENDING_DELIVERY.value,
