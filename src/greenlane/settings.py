@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     pull_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
     webhook_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     registry_sync_seconds: float = Field(default=30.0, gt=0, le=86400)
+    checkpoint_seconds: float = Field(default=60.0, gt=0, le=86400)
     tls_enabled: bool = False
 
     @classmethod

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 import greenlane
 from greenlane.api import agency, errors, node, subscriptions
+from greenlane.exchange.checkpoints import CheckpointExchange
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.delivery import Worker, pending_count
 from greenlane.exchange.pull import Poller
@@ -37,6 +38,7 @@ def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
         if background:
             loops.append(Worker(ctx).start())
             loops.append(RegistrySync(ctx).start())
+            loops.append(CheckpointExchange(ctx).start())
             if ctx.entry.delivery == "pull":
                 loops.append(Poller(ctx).start())
             for hook in app.state.background_hooks:

@@ -11,6 +11,7 @@ client certificate must name the same node.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from greenlane.api import tls
 from greenlane.api.body import read_body
 from greenlane.errors import GreenlaneError
-from greenlane.exchange import inbound, peers, pull
+from greenlane.exchange import checkpoints, inbound, peers, pull
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.tracking import TrackingState
 from greenlane.store.models import InboxMessage, RegistryUpdate
@@ -29,6 +30,7 @@ from greenlane.trust import pki, registry
 router = APIRouter(prefix=peers.API, tags=["node-to-node"])
 
 MAX_RECEIPT_BYTES = 1024 * 1024
+MAX_CHECKPOINT_BYTES = 1024 * 1024
 
 
 def context(request: Request) -> NodeContext:
@@ -257,3 +259,38 @@ async def registry_updates(
             ]
 
     return {"country": country, "updates": await run_in_threadpool(look)}
+
+
+@router.get("/checkpoints/{log}/latest", summary="Largest checkpoint of the caller's log held here")
+async def latest_checkpoint(log: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """The size from which the caller's next checkpoint must prove consistency."""
+    if log != caller:
+        raise GreenlaneError(f"{caller} may ask only about its own log", code="auth.forbidden")
+    return {"log": log, "size": await run_in_threadpool(checkpoints.latest_kept, ctx, caller)}
+
+
+@router.post("/checkpoints", summary="Countersign the calling node's evidence checkpoint")
+async def countersign_checkpoint(
+    request: Request, ctx: Ctx, signature: Signature = ""
+) -> dict[str, str]:
+    """Countersign a checkpoint of the caller's log that extends what this node holds.
+
+    Body: ``{"body", "signature", "key_id", "proof"}`` (base64), signed by the
+    calling node; a checkpoint that rewrites history is refused
+    (``evidence.history-rewritten``).
+    """
+    data = await read_body(request, MAX_CHECKPOINT_BYTES, code="request.too-large")
+
+    def run() -> dict[str, str]:
+        with ctx.sessions() as session:
+            caller = peers.verify_body(ctx, session, signature, data).sender
+        _check_peer(ctx, request, caller)
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            raise GreenlaneError(f"not JSON: {exc}", code="evidence.malformed") from exc
+        if not isinstance(parsed, dict):
+            raise GreenlaneError("a checkpoint request is an object", code="evidence.malformed")
+        return checkpoints.countersign_for(ctx, caller, parsed)
+
+    return await run_in_threadpool(run)

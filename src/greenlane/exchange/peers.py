@@ -35,30 +35,38 @@ def request_body(method: str, target: str) -> bytes:
     return f"{method.upper()} {target}".encode()
 
 
-def sign_request(ctx: NodeContext, signer: Signer, method: str, target: str) -> str:
+def sign_body(ctx: NodeContext, signer: Signer, body: bytes) -> str:
+    """A node's signature over one request body, with a fresh message id and the time."""
     return sign_message(
         signer,
         sender=ctx.node_id,
         message_id=str(uuid.uuid4()),
-        body=request_body(method, target),
+        body=body,
         attempt_at=ctx.clock(),
     )
+
+
+def sign_request(ctx: NodeContext, signer: Signer, method: str, target: str) -> str:
+    return sign_body(ctx, signer, request_body(method, target))
+
+
+def verify_body(ctx: NodeContext, session: Session, token: str, body: bytes) -> VerifiedMessage:
+    """The partner node that signed ``body``; TrustError if the signature does not hold.
+
+    Only nodes of other countries may ask: an agency key, or our own node's, is refused.
+    """
+    message = verify_message(token, body, keys=DatabaseKeys(session), recorded_at=ctx.clock())
+    country = ctx.node_country(message.sender)
+    if country is None or country == ctx.country:
+        raise GreenlaneError(f"{message.sender} is not a partner node", code="node.not-a-partner")
+    return message
 
 
 def verify_request(
     ctx: NodeContext, session: Session, token: str, method: str, target: str
 ) -> VerifiedMessage:
-    """The partner node a signed request comes from; TrustError if the signature does not hold.
-
-    Only nodes of other countries may ask: an agency key, or our own node's, is refused.
-    """
-    message = verify_message(
-        token, request_body(method, target), keys=DatabaseKeys(session), recorded_at=ctx.clock()
-    )
-    country = ctx.node_country(message.sender)
-    if country is None or country == ctx.country:
-        raise GreenlaneError(f"{message.sender} is not a partner node", code="node.not-a-partner")
-    return message
+    """:func:`verify_body` for a request without a body: signed over method, path and query."""
+    return verify_body(ctx, session, token, request_body(method, target))
 
 
 def client(ctx: NodeContext) -> httpx.Client:
