@@ -93,7 +93,7 @@ def demo(
     """Run the AZ and RU nodes on loopback and play a day of certificates between them."""
     from greenlane.cli import demo_nodes
     from greenlane.cli.demo_day import play
-    from greenlane.cli.demo_reconcile import reconcile, summary
+    from greenlane.cli.demo_reconcile import countersigned_to_the_end, reconcile, summary
     from greenlane.corridor.scaffold import write_example
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
@@ -123,6 +123,8 @@ def demo(
         day = play(urls[NODES[0]], urls[NODES[1]], tokens, screen, pace=0 if exit_after else 0.4)
         screen.print()
         screen.rule("reconciliation")
+        screen.print("waiting for each node to countersign the other's evidence log…")
+        countersigned_to_the_end(made)
         result = reconcile(made, day, urls, tokens)
         screen.print(summary(result))
         ok = result.ok

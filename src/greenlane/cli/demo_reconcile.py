@@ -9,6 +9,7 @@ and checked. Anything that does not add up is named in ``problems``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ import httpx
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from greenlane.cli.demo_certificates import goods
 from greenlane.cli.demo_day import Day, status_label
@@ -25,8 +26,8 @@ from greenlane.corridor.scaffold import Scaffold
 from greenlane.errors import GreenlaneError
 from greenlane.exchange.receipts import verify_receipt
 from greenlane.store.engine import engine_from_settings, session_factory
-from greenlane.store.models import InboxMessage, OutboxMessage
-from greenlane.trust.evidence import LogReport, verify_log
+from greenlane.store.models import EvidenceCheckpoint, InboxMessage, OutboxMessage
+from greenlane.trust.evidence import LogReport, size_and_root, verify_log
 from greenlane.trust.registry import DatabaseKeys
 
 SENDER, RECEIVER = "az-node", "ru-node"
@@ -200,6 +201,10 @@ def _counts(rec: Reconciliation) -> None:
         if got != wanted:
             rec.problems.append(f"{what}: {got}, expected {wanted}")
     for node, report in rec.logs.items():
+        if report.countersigned == 0:
+            rec.problems.append(
+                f"evidence log of {node}: no checkpoint countersigned by the partner"
+            )
         for seq, code, message in report.problems:
             at = f" at entry {seq}" if seq is not None else ""
             rec.problems.append(f"evidence log of {node}{at}: [{code}] {message}")
@@ -301,4 +306,34 @@ def summary(rec: Reconciliation) -> RenderableType:
 def _log(report: LogReport | None) -> str:
     if report is None:
         return "not read"
-    return f"{'verified' if report.ok else 'BROKEN'}, {report.size} entries"
+    return (
+        f"{'verified' if report.ok else 'BROKEN'}, {report.size} entries, "
+        f"{report.countersigned} checkpoint(s) countersigned"
+    )
+
+
+def countersigned_to_the_end(made: Scaffold, timeout: float = 20.0) -> bool:
+    """Wait until each node's whole log is covered by a checkpoint its partner countersigned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if all(_covered(made, node) for node in (SENDER, RECEIVER)):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+def _covered(made: Scaffold, node: str) -> bool:
+    engine = engine_from_settings(made.settings(node))
+    try:
+        with session_factory(engine)() as session:
+            size, _ = size_and_root(session)
+            signed = session.scalar(
+                select(func.max(EvidenceCheckpoint.size)).where(
+                    EvidenceCheckpoint.log == node,
+                    EvidenceCheckpoint.countersignature.is_not(None),
+                )
+            )
+    finally:
+        engine.dispose()
+    return signed == size
