@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from greenlane import validation
 from greenlane.cli import demo_certificates
@@ -455,20 +455,23 @@ _STAGES: list[tuple[Any, str, str]] = [
     (checks, "check_rules", "rules"),
     (inbound, "verify_parsed", "XML-DSig signature"),
     (inbound, "judge_trust", "XML-DSig trust decision"),
-    (registry.DatabaseKeys, "key", "key lookups"),
-    (NodeContext, "signer", "key lookups"),
-    (inbound, "record_message", "storage"),
-    (inbound, "add_document", "storage"),
-    (inbound.certificates, "record", "storage"),
-    (inbound.certificates, "publish", "storage"),
-    (inbound.Session, "flush", "storage"),
+    (registry.DatabaseKeys, "key", "key lookups (JWS and XML-DSig keys)"),
+    (NodeContext, "signer", "key lookup (receipt signer)"),
+    (inbound, "judge_payload", "facts and header checks"),
+    (inbound, "record_message", "storage: seen message (replay check)"),
+    (inbound, "_store", "storage: inbox row, receipt, flushes"),
+    (inbound, "add_document", "storage: document"),
+    (inbound.certificates, "record", "storage: certificate"),
+    (inbound.certificates, "publish", "storage: feed event"),
+    (Connection, "_begin_impl", "transaction begin (BEGIN IMMEDIATE, write lock)"),
+    (Connection, "_commit_impl", "transaction commit"),
     (evidence, "append", "evidence"),
     (inbound, "receipt_for", "receipt"),
     (inbound, "encode_receipt", "receipt"),
     (inbound, "sign_message", "receipt signature"),
 ]
 TOTAL = "receive (in process)"
-OTHER = "transaction and glue (commit, session, facts)"
+OTHER = "session and glue"
 
 
 def stages(corridor: Corridor, items: list[Outgoing], database: Path) -> dict[str, Any]:

@@ -116,3 +116,11 @@ def test_production_refuses_unencrypted_software_keys() -> None:
     load_settings(
         profile="production", secret_key=STRONG, signing_provider="pkcs11", tls_enabled=True
     )
+
+
+def test_a_delivery_lease_shorter_than_two_timeouts_is_refused() -> None:
+    """A claim that could expire while its attempt still runs is refused, naming the setting."""
+    with pytest.raises(ConfigurationError, match="GREENLANE_DELIVERY_LEASE_SECONDS") as caught:
+        load_settings(delivery_timeout_seconds=20, delivery_lease_seconds=30)
+    assert caught.value.code == "config.invalid"
+    assert load_settings(delivery_timeout_seconds=15).delivery_lease_seconds == 30

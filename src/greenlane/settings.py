@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     delivery_backoff_seconds: float = Field(default=0.5, gt=0, le=3600)
     delivery_backoff_max_seconds: float = Field(default=300.0, gt=0, le=86400)
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    delivery_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     pull_interval_seconds: float = Field(default=2.0, gt=0, le=3600)
     webhook_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     registry_sync_seconds: float = Field(default=30.0, gt=0, le=86400)
@@ -95,6 +96,19 @@ class Settings(BaseSettings):
                 )
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> Settings:
+        # A claim must outlive the longest attempt, or a second worker could take an
+        # envelope that is still being sent.
+        if self.delivery_lease_seconds < 2 * self.delivery_timeout_seconds:
+            raise PydanticCustomError(
+                "lease_too_short",
+                "delivery_lease_seconds ({lease}) must be at least twice "
+                "delivery_timeout_seconds ({timeout})",
+                {"lease": self.delivery_lease_seconds, "timeout": self.delivery_timeout_seconds},
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_refuses_unsafe(self) -> Settings:
@@ -154,6 +168,8 @@ def load_settings(**overrides: Any) -> Settings:
             if error["type"] == "unsafe_in_production":
                 code = "config.unsafe-in-production"
                 lines.append(error["msg"])
+            elif error["type"] == "lease_too_short":
+                lines.append(f"GREENLANE_{error['msg'].upper().split(' (')[0]}: {error['msg']}")
             elif error["type"] == "extra_forbidden":
                 lines.append(f"unknown setting {where!r}")
             else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -27,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,9 @@ HOSTILE = Faults(
     min_delay=0.02,
     max_delay=0.3,
 )
+# The same for pull, with shorter holds: the poller asks one request at a time, so every
+# delay adds up, where the push worker's eight concurrent sends overlap theirs.
+HOSTILE_SEQUENTIAL = dataclasses.replace(HOSTILE, max_delay=0.1)
 
 
 # -- the corridor of processes -----------------------------------------------------------------
@@ -155,9 +159,9 @@ def assert_exactly_once(az: NodeProcess, ru: NodeProcess, numbers: list[str]) ->
     assert sorted(row[0] for row in received) == sorted(numbers)
     by_message = {row[0]: row for row in inbox}
 
-    outbox = az.query("SELECT message_id, state, delivery_number, receipt, attempts FROM outbox")
+    outbox = az.query("SELECT message_id, state, delivery_number, receipt FROM outbox")
     assert len(outbox) == count
-    for message_id, state, delivery_number, receipt, _ in outbox:
+    for message_id, state, delivery_number, receipt in outbox:
         assert state == DELIVERED, f"{message_id} is {state}"
         stored = by_message[message_id]
         assert delivery_number == stored[3], f"{message_id}: another delivery number"
@@ -185,8 +189,27 @@ def assert_logs_verify(made: Scaffold) -> None:
         assert report.size > 0
 
 
+def assert_no_crashes(*nodes: NodeProcess) -> None:
+    """No node logged a traceback: every fault was handled, none crashed a request or a loop."""
+    for node in nodes:
+        assert node.errors() == [], f"{node.node} crashed somewhere:\n{node.tail(80)}"
+
+
 def attempts(az: NodeProcess) -> int:
     return az.count("SELECT coalesce(sum(attempts), 0) FROM outbox")
+
+
+def stored_at_least(
+    ru: NodeProcess, mark: int, meanwhile: Future[Any] | None = None
+) -> Callable[[], bool]:
+    """True once RU's inbox holds ``mark`` envelopes; re-raises if ``meanwhile`` failed."""
+
+    def reached() -> bool:
+        if meanwhile is not None and meanwhile.done():
+            meanwhile.result()  # a failed submission ends the wait at once
+        return ru.count("SELECT count(*) FROM inbox") >= mark
+
+    return reached
 
 
 def kill_points(rng: random.Random, count: int, kills: int) -> list[int]:
@@ -213,7 +236,7 @@ def test_receiver_killed_at_random_moments_loses_and_duplicates_nothing(
         submitting = background.submit(submit_all, az.url, token, numbers, workers=3)
         for mark in kill_points(rng, count, kills):
             wait_until(
-                lambda mark=mark: ru.count("SELECT count(*) FROM inbox") >= mark,  # type: ignore[misc]
+                stored_at_least(ru, mark, submitting),
                 timeout=SETTLE_TIMEOUT,
                 what=f"RU storing {mark} envelopes",
                 interval=0.02,
@@ -238,6 +261,7 @@ def test_receiver_killed_at_random_moments_loses_and_duplicates_nothing(
     assert attempts(az) > count, "no attempt failed: the kills did not hit a delivery"
     assert_exactly_once(az, ru, numbers)
     assert_logs_verify(made)
+    assert_no_crashes(az, ru)
 
 
 # -- 2. the sender killed --------------------------------------------------------------------
@@ -246,12 +270,12 @@ def test_receiver_killed_at_random_moments_loses_and_duplicates_nothing(
 def expire_leases(node: NodeProcess) -> int:
     """Let the claims of a dead node run out now rather than in 60 s; how many there were.
 
-    A worker's claim is a lease (``delivery.LEASE``, 60 s) so that nobody else sends
+    A worker's claim is a lease (``GREENLANE_DELIVERY_LEASE_SECONDS``, 30 s by default) so that nobody else sends
     the envelope meanwhile; a worker killed mid-send leaves it, and a restarted node
     resends only when it has run out. Waiting it out is what a real node does; the
     test moves the clock of the leases instead, while the node is down.
     """
-    with sqlite3.connect(node.database, timeout=10) as db:
+    with contextlib.closing(sqlite3.connect(node.database, timeout=10)) as db, db:
         return db.execute(
             "UPDATE outbox SET claimed_until = NULL "
             "WHERE state = 'PendingDelivery' AND claimed_until IS NOT NULL"
@@ -262,12 +286,12 @@ def test_sender_killed_between_sending_and_recording_gets_the_original_receipts(
     tmp_path: Path, launch: Launch
 ) -> None:
     """kill -9 of AZ with envelopes in flight: it resends them and RU answers the first receipts."""
-    count, kills = 300, 3
+    count, kills = 200, 3
     rng = random.Random(SEED + 2)
     ru_port = free_port()
-    # Every request and response is held 50-300 ms, so a kill lands with envelopes
+    # Every request and response is held 50-250 ms, so a kill lands with envelopes
     # in flight: sent, maybe stored by RU, but their receipts not yet recorded.
-    slow = Faults(delay=1.0, min_delay=0.05, max_delay=0.3)
+    slow = Faults(delay=1.0, min_delay=0.05, max_delay=0.25)
     with FaultProxy(ru_port, slow, seed=SEED, one_request_per_connection=True) as proxy:
         made = scaffold(tmp_path / "corridor", ports=(free_port(), proxy.port))
         az = launch(made, "az-node", port=endpoint_port(made, "az-node")).start()
@@ -278,7 +302,7 @@ def test_sender_killed_between_sending_and_recording_gets_the_original_receipts(
         in_flight = 0
         for mark in kill_points(rng, count, kills):
             wait_until(
-                lambda mark=mark: ru.count("SELECT count(*) FROM inbox") >= mark,  # type: ignore[misc]
+                stored_at_least(ru, mark),
                 timeout=SETTLE_TIMEOUT,
                 what=f"RU storing {mark} envelopes",
                 interval=0.02,
@@ -295,13 +319,14 @@ def test_sender_killed_between_sending_and_recording_gets_the_original_receipts(
             interval=0.2,
             diagnose=lambda: diagnosis(az, ru, proxy),
         )
-    az.stop()
-    ru.stop()
+        az.stop()
+        ru.stop()
     assert az.kills == kills
     assert in_flight > 0, "no kill caught an envelope between sending and its receipt"
     assert duplicates_answered(ru) > 0, "RU never saw an envelope again: nothing was resent"
     assert_exactly_once(az, ru, numbers)
     assert_logs_verify(made)
+    assert_no_crashes(az, ru)
 
 
 # -- 3. and 4. a hostile network, push and pull ----------------------------------------------
@@ -333,11 +358,12 @@ def test_push_through_a_hostile_network_delivers_exactly_once(
             diagnose=lambda: diagnosis(az, ru, proxy),
         )
         assert_every_fault_struck(proxy)
-    az.stop()
-    ru.stop()
+        az.stop()
+        ru.stop()
     assert duplicates_answered(ru) > 0, "no lost acknowledgement was resent"
     assert_exactly_once(az, ru, numbers)
     assert_logs_verify(made)
+    assert_no_crashes(az, ru)
 
 
 def test_pull_through_a_hostile_network_delivers_exactly_once(
@@ -346,7 +372,8 @@ def test_pull_through_a_hostile_network_delivers_exactly_once(
     """RU pulls from AZ through the same faults: each certificate arrives once, all Delivered."""
     count = 200
     az_port = free_port()
-    with FaultProxy(az_port, HOSTILE, seed=SEED + 4, one_request_per_connection=True) as proxy:
+    hostile = HOSTILE_SEQUENTIAL
+    with FaultProxy(az_port, hostile, seed=SEED + 4, one_request_per_connection=True) as proxy:
         delivery: tuple[Mode, Mode] = ("push", "pull")
         made = scaffold(tmp_path / "corridor", ports=(proxy.port, free_port()), delivery=delivery)
         az = launch(made, "az-node", port=az_port).start()
@@ -366,12 +393,13 @@ def test_pull_through_a_hostile_network_delivers_exactly_once(
             diagnose=lambda: diagnosis(az, ru, proxy),
         )
         assert_every_fault_struck(proxy)
-    az.stop()
-    ru.stop()
+        az.stop()
+        ru.stop()
     assert az.count("SELECT count(*) FROM outbox WHERE mode != 'pull'") == 0
     assert duplicates_answered(ru) > 0, "no lost fetch or acknowledgement was fetched again"
     assert_exactly_once(az, ru, numbers)
     assert_logs_verify(made)
+    assert_no_crashes(az, ru)
 
 
 # -- 5. PostgreSQL: two delivery workers on one database -------------------------------------

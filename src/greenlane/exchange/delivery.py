@@ -8,7 +8,8 @@ in the log and the metrics. An operator sends a failed one again by hand
 delivered (:func:`greenlane.exchange.tracking.tracking_may_move`).
 
 Claims: a worker takes a batch of due envelopes by setting ``claimed_until``
-(a lease) and counting the attempt, in one short transaction; on PostgreSQL
+(a lease of ``GREENLANE_DELIVERY_LEASE_SECONDS``, at least twice the request
+timeout) and counting the attempt, in one short transaction; on PostgreSQL
 the rows are selected ``FOR UPDATE SKIP LOCKED``, so two workers on one
 database never take the same envelope. A worker that dies leaves a lease that
 simply runs out; the receiver's duplicate check makes the resend harmless.
@@ -40,7 +41,6 @@ from greenlane.trust.registry import DatabaseKeys
 
 log = logging.getLogger("greenlane.delivery")
 
-LEASE = timedelta(seconds=60)
 PENDING = TrackingState.PENDING_DELIVERY.value
 
 
@@ -77,7 +77,7 @@ def claim(ctx: NodeContext, limit: int = 32, *, mode: str = "push") -> list[int]
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(ids))
                 .values(
-                    claimed_until=now + LEASE,
+                    claimed_until=now + timedelta(seconds=ctx.settings.delivery_lease_seconds),
                     attempts=OutboxMessage.attempts + 1,
                     last_attempt_at=now,
                 )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from greenlane.corridor.agreement import Corridor
@@ -192,6 +194,26 @@ def registered(row: StoredKey, roles: frozenset[Role] = frozenset()) -> Register
     )
 
 
+_KEY_QUERY = (
+    select(
+        StoredKey.key_id,
+        StoredKey.country,
+        StoredKey.owner_id,
+        StoredKey.owner_kind,
+        StoredKey.certificate,
+        StoredKey.state,
+        StoredKey.published_at,
+        StoredKey.activated_at,
+        StoredKey.retired_at,
+        StoredKey.revoked_at,
+        Agency.roles,
+    )
+    .outerjoin(Agency, Agency.id == StoredKey.owner_id)
+    .where(StoredKey.key_id == bindparam("key_id"))
+)
+"""Built once: making the statement anew on every lookup costs as much as running it."""
+
+
 class DatabaseKeys:
     """Key lookups for verification, from the registry tables (one session's view)."""
 
@@ -199,11 +221,36 @@ class DatabaseKeys:
         self.session = session
 
     def key(self, key_id: str) -> RegisteredKey | None:
-        row = self.session.get(StoredKey, key_id)
-        if row is None:
-            return None
-        owner = participant(self.session, row.owner_id)
-        return registered(row, owner.roles if owner is not None else frozenset())
+        """The key as its row stands now: one query (the key and its agency's roles).
+
+        Read afresh on every call, so a revocation counts from the next lookup;
+        only turning the row into a RegisteredKey is remembered, by the row's
+        whole content (a changed row is a new entry).
+        """
+        found = self.session.execute(_KEY_QUERY, {"key_id": key_id}).first()
+        return None if found is None else _registered_from(tuple(found))
+
+
+@lru_cache(maxsize=256)
+def _registered_from(values: tuple[Any, ...]) -> RegisteredKey:
+    """A key row's values (and its agency's roles, None for a node) as a RegisteredKey.
+
+    Cached: parsing the certificate costs more than reading the row.
+    """
+    (kid, country, owner, kind, pem, state, published, activated, retired, revoked, roles) = values
+    return RegisteredKey(
+        key_id=kid,
+        country=country,
+        owner=owner,
+        owner_kind=OwnerKind(kind),
+        roles=frozenset(Role(r) for r in (roles or "").split(",") if r),
+        certificate=x509.load_pem_x509_certificate(pem.encode("ascii")),
+        state=KeyState(state),
+        published_at=published,
+        activated_at=activated,
+        retired_at=retired,
+        revoked_at=revoked,
+    )
 
 
 def keys(
@@ -219,9 +266,16 @@ def keys(
     return list(session.scalars(query))
 
 
+_ACTIVE_QUERY = (
+    select(StoredKey)
+    .where(StoredKey.owner_id == bindparam("owner"), StoredKey.state == KeyState.ACTIVE.value)
+    .order_by(StoredKey.country, StoredKey.owner_id, StoredKey.published_at)
+)
+
+
 def signing_key(session: Session, owner: str) -> StoredKey:
     """The owner's one active key: the only one that signs."""
-    active = [k for k in keys(session, owner=owner) if k.state == KeyState.ACTIVE]
+    active = list(session.scalars(_ACTIVE_QUERY, {"owner": owner}))
     if not active:
         raise TrustError(f"{owner} has no active signing key", code="trust.no-signing-key")
     return active[-1]
