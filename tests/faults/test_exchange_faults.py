@@ -268,12 +268,13 @@ def test_receiver_killed_at_random_moments_loses_and_duplicates_nothing(
 
 
 def expire_leases(node: NodeProcess) -> int:
-    """Let the claims of a dead node run out now rather than in 60 s; how many there were.
+    """Let the claims of a dead node run out now rather than in 30 s; how many there were.
 
-    A worker's claim is a lease (``GREENLANE_DELIVERY_LEASE_SECONDS``, 30 s by default) so that nobody else sends
-    the envelope meanwhile; a worker killed mid-send leaves it, and a restarted node
-    resends only when it has run out. Waiting it out is what a real node does; the
-    test moves the clock of the leases instead, while the node is down.
+    A worker's claim is a lease (``GREENLANE_DELIVERY_LEASE_SECONDS``, 30 s by default)
+    so that nobody else sends the envelope meanwhile; a worker killed mid-send leaves
+    it, and a restarted node resends only when it has run out. Waiting it out is what
+    a real node does; the test moves the clock of the leases instead, while the node
+    is down.
     """
     with contextlib.closing(sqlite3.connect(node.database, timeout=10)) as db, db:
         return db.execute(
