@@ -46,6 +46,8 @@ from greenlane import validation
 from greenlane.cli import demo_certificates
 from greenlane.corridor.agreement import load_corridor
 from greenlane.corridor.scaffold import Scaffold, write_example
+from greenlane.errors import GreenlaneError
+from greenlane.exchange import certificates as certificate_rows
 from greenlane.exchange import envelope as envelope_module
 from greenlane.exchange import inbound, peers
 from greenlane.exchange.context import NodeContext, build_context
@@ -55,7 +57,7 @@ from greenlane.findings import has_errors
 from greenlane.sps import amend, checks
 from greenlane.sps.jsonform import from_json
 from greenlane.sps.writer import write_canonical
-from greenlane.store.models import OutboxMessage, StoredKey
+from greenlane.store.models import StoredKey
 from greenlane.trust import evidence, registry
 from greenlane.trust.keys import RegisteredKey, Role
 from greenlane.trust.messages import verify_message
@@ -69,7 +71,8 @@ RUN_SECONDS = 120.0
 """Upper bound on any one timed run; the JWS freshness window (5 min) must hold over it."""
 LATENCY_RATES = (50, 200)
 LATENCY_SECONDS = 10.0
-DRAIN_SECONDS = 60.0
+DRAIN_SECONDS = 30.0
+SUBMIT_TIMEOUT = 60.0
 START_SECONDS = 30.0
 PYTHON = sys.executable
 
@@ -84,11 +87,8 @@ def free_port() -> int:
 
 
 def certificates(count: int, prefix: str) -> list[bytes]:
-    """``count`` distinct unsigned AZ -> RU certificates: the demo's lots with their own numbers.
-
-    The demo's five phytosanitary lots and its veterinary one in turn, each with a
-    number and net weight of its own.
-    """
+    """``count`` distinct unsigned AZ -> RU certificates: the demo's lots in turn (phytosanitary
+    and veterinary), each with a number and net weight of its own."""
     lots = demo_certificates.LOTS
     out = []
     for i in range(count):
@@ -289,7 +289,8 @@ async def _push(url: str, items: list[tuple[bytes, str]], connections: int) -> l
 def ingest(corridor: Corridor, items: list[Outgoing], log: Path) -> dict[str, Any]:
     """Push ``items`` to a running RU node, in rounds; then verify every receipt."""
     warmup, measured = items[:WARMUP], items[WARMUP:]
-    rates, answers = [], []
+    rates: list[float] = []
+    answers: list[tuple[Outgoing, Pushed]] = []
     with serve(corridor, "ru-node", log) as node:
         asyncio.run(
             _push(node.url, list(zip(_encoded(warmup), tokens(corridor, warmup), strict=True)), 4)
@@ -332,14 +333,17 @@ def _verified_receipts(corridor: Corridor, answers: list[tuple[Outgoing, Pushed]
         for outgoing, pushed in answers:
             if pushed.status != 200:
                 continue
-            checked = verify_receipt(
-                pushed.receipt,
-                pushed.token,
-                keys=keys,
-                expected_sender_node="ru-node",
-                expected_digest=hashlib.sha256(outgoing.encoded).hexdigest(),
-                recorded_at=az.clock(),
-            )
+            try:
+                checked = verify_receipt(
+                    pushed.receipt,
+                    pushed.token,
+                    keys=keys,
+                    expected_sender_node="ru-node",
+                    expected_digest=hashlib.sha256(outgoing.encoded).hexdigest(),
+                    recorded_at=az.clock(),
+                )
+            except GreenlaneError:
+                continue
             verified += checked.receipt.tracking.value == "Delivered"
     return verified
 
@@ -461,8 +465,9 @@ _STAGES: list[tuple[Any, str, str]] = [
     (inbound, "record_message", "storage: seen message (replay check)"),
     (inbound, "_store", "storage: inbox row, receipt, flushes"),
     (inbound, "add_document", "storage: document"),
-    (inbound.certificates, "record", "storage: certificate"),
-    (inbound.certificates, "publish", "storage: feed event"),
+    (certificate_rows, "record", "storage: certificate"),
+    (certificate_rows, "publish", "storage: feed event"),
+    # SQLAlchemy's own begin and commit (internal names): the BEGIN IMMEDIATE and the COMMIT.
     (Connection, "_begin_impl", "transaction begin (BEGIN IMMEDIATE, write lock)"),
     (Connection, "_commit_impl", "transaction commit"),
     (evidence, "append", "evidence"),
@@ -472,6 +477,7 @@ _STAGES: list[tuple[Any, str, str]] = [
 ]
 TOTAL = "receive (in process)"
 OTHER = "session and glue"
+HTTP = "HTTP and serving (node CPU per envelope over HTTP, less receive in process)"
 
 
 def stages(corridor: Corridor, items: list[Outgoing], database: Path) -> dict[str, Any]:
@@ -515,28 +521,35 @@ def stages(corridor: Corridor, items: list[Outgoing], database: Path) -> dict[st
 # --- latency: submit at AZ to Delivered at AZ -------------------------------------------------
 
 
-async def _offer(
-    url: str, token: str, documents: list[bytes], rate: float
-) -> list[tuple[float, str | None]]:
-    """Submit each document at its scheduled time (open loop): (wall start, message id)."""
+@dataclass(frozen=True)
+class Submitted:
+    at: float
+    """Wall time (epoch seconds) when the submit request started."""
+    answered: float
+    message_id: str | None
+    """None when the submit failed or was not answered within ``SUBMIT_TIMEOUT``."""
+
+
+async def _offer(url: str, token: str, documents: list[bytes], rate: float) -> list[Submitted]:
+    """Submit each document at its scheduled time, whatever came of the earlier ones (open loop)."""
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     async with httpx.AsyncClient(
         base_url=url,
         trust_env=False,
-        timeout=RUN_SECONDS,
+        timeout=SUBMIT_TIMEOUT,
         limits=limits,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/xml"},
     ) as client:
 
-        async def submit(raw: bytes) -> tuple[float, str | None]:
+        async def submit(raw: bytes) -> Submitted:
             at = time.time()
             try:
                 response = await client.post("/api/v1/certificates", content=raw)
             except httpx.HTTPError:
-                return at, None
+                return Submitted(at, time.time(), None)
             if response.status_code != 201:
-                return at, None
-            return at, str(response.json()["messages"][-1]["message_id"])
+                return Submitted(at, time.time(), None)
+            return Submitted(at, time.time(), str(response.json()["messages"][-1]["message_id"]))
 
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.05
@@ -549,14 +562,36 @@ async def _offer(
         return await asyncio.gather(*tasks)
 
 
-def _delivered(ctx: NodeContext, ids: set[str]) -> dict[str, datetime]:
-    with ctx.sessions() as session:
-        rows = session.execute(
-            select(OutboxMessage.message_id, OutboxMessage.delivered_at).where(
-                OutboxMessage.delivered_at.is_not(None)
-            )
-        )
-        return {m: at for m, at in rows if m in ids and at is not None}
+def _delivered(database: Path, ids: set[str]) -> dict[str, float]:
+    """Message id -> when AZ recorded it delivered (epoch seconds), read without taking a lock.
+
+    A plain read-only connection: a session would BEGIN IMMEDIATE and queue
+    for the node's write lock with every poll.
+    """
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            "SELECT message_id, delivered_at FROM outbox WHERE delivered_at IS NOT NULL"
+        ).fetchall()
+    finally:
+        connection.close()
+    return {
+        m: datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp() for m, at in rows if m in ids
+    }
+
+
+def _drain(database: Path, ids: set[str]) -> dict[str, float]:
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while True:
+        delivered = _delivered(database, ids)
+        if len(delivered) == len(ids) or time.monotonic() > deadline:
+            return delivered
+        time.sleep(0.2)
+
+
+def _spent(before: float | None, after: float | None, count: int) -> float | None:
+    """CPU milliseconds per item between two readings of a process's CPU time."""
+    return None if before is None or after is None else (after - before) / count * 1000
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -565,48 +600,49 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def latency(corridor: Corridor, logs: Path) -> list[dict[str, Any]]:
-    """At each offered rate, per certificate: submit request start to AZ recording Delivered."""
+    """At each offered rate, per certificate: submit request start to AZ recording Delivered.
+
+    Both nodes run as processes. A certificate not delivered within the bounds
+    leaves p99 unreached (None) rather than shortening the tail.
+    """
     token = corridor.made.tokens("az-node")["az-fsa"]
+    database = corridor.database("az-node")
     out = []
-    reader = corridor.context("az-node", corridor.database("az-node"))
-    with (
-        serve(corridor, "ru-node", logs / "ru.log"),
-        serve(corridor, "az-node", logs / "az.log") as az,
-    ):
-        warm = asyncio.run(_offer(az.url, token, certificates(10, "BENCH-WARM"), 10))
-        _drain(reader, {m for _, m in warm if m})
+    ru_log, az_log = logs / "ru-latency.log", logs / "az-latency.log"
+    with serve(corridor, "ru-node", ru_log) as ru, serve(corridor, "az-node", az_log) as az:
+        warm = asyncio.run(_offer(az.url, token, certificates(WARMUP, "BENCH-WARM"), 10))
+        _drain(database, {s.message_id for s in warm if s.message_id})
         for rate in LATENCY_RATES:
             documents = certificates(int(rate * LATENCY_SECONDS), f"BENCH-L{rate:03d}")
+            started, cpu = time.time(), (az.cpu(), ru.cpu())
             offered = asyncio.run(_offer(az.url, token, documents, rate))
-            ids = {m for _, m in offered if m}
-            delivered = _drain(reader, ids)
-            ms = [
-                (delivered[m].timestamp() - at) * 1000
-                for at, m in offered
-                if m is not None and m in delivered
+            delivered = _drain(database, {s.message_id for s in offered if s.message_id})
+            spent = [
+                _spent(before, after.cpu(), len(documents))
+                for before, after in zip(cpu, (az, ru), strict=True)
             ]
+            done = [(s, delivered[s.message_id]) for s in offered if s.message_id in delivered]
+            total = [(at - s.at) * 1000 for s, at in done]
+            submit = [(s.answered - s.at) * 1000 for s, _ in done]
+            complete = len(done) == len(documents)
             out.append(
                 {
                     "rate": rate,
                     "offered": len(documents),
-                    "accepted": len(ids),
-                    "delivered": len(ms),
-                    "p50_ms": _percentile(ms, 0.50) if ms else None,
-                    "p99_ms": _percentile(ms, 0.99) if len(ms) == len(documents) else None,
-                    "max_ms": max(ms) if ms else None,
+                    "accepted": sum(s.message_id is not None for s in offered),
+                    "delivered": len(done),
+                    "p50_ms": _percentile(total, 0.50) if total else None,
+                    "p99_ms": _percentile(total, 0.99) if complete else None,
+                    "max_ms": max(total) if complete else None,
+                    "submit_p50_ms": _percentile(submit, 0.50) if submit else None,
+                    "delivered_per_s": len(done) / (max(at for _, at in done) - started)
+                    if done
+                    else 0.0,
+                    "az_cpu_ms_per_certificate": spent[0],
+                    "ru_cpu_ms_per_certificate": spent[1],
                 }
             )
-    reader.engine.dispose()
     return out
-
-
-def _drain(reader: NodeContext, ids: set[str]) -> dict[str, datetime]:
-    deadline = time.monotonic() + DRAIN_SECONDS
-    while True:
-        delivered = _delivered(reader, ids)
-        if len(delivered) == len(ids) or time.monotonic() > deadline:
-            return delivered
-        time.sleep(0.2)
 
 
 # --- all of it --------------------------------------------------------------------------------
@@ -628,9 +664,10 @@ def run(count: int = COUNT) -> dict[str, Any]:
         corridor.az.engine.dispose()
         delays = latency(Corridor.create(root / "latency"), root)
     node_cpu = pushed["node_cpu_ms_per_envelope"]
-    profile["stages_us"]["HTTP (node CPU per envelope beyond receive)"] = (
+    profile["stages_us"][HTTP] = (
         node_cpu * 1000 - profile["in_process_cpu_us"] if node_cpu else None
     )
+    profile["stages_grouped_us"] = grouped(profile["stages_us"])
     return {
         "count": count,
         "connections": CONNECTIONS,
@@ -657,7 +694,7 @@ def results(exchange: dict[str, Any]) -> list[dict[str, Any]]:
             "baseline_value": round(baseline["rate"]),
             "ratio": round(pushed["rate"] / baseline["rate"], 3),
             "target_ratio": 0.5,
-            "target": ">= 1,000/s (goal), >= 250/s (must)",
+            "target": "0.5; 1,000/s goal; 250/s at least",
         },
         {
             "name": "envelopes received in process (receive(), no HTTP), same envelopes",
@@ -672,7 +709,8 @@ def results(exchange: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "name": f"push latency, submit at AZ to Delivered at AZ, {q}, "
                     f"{level['rate']}/s offered for {LATENCY_SECONDS:.0f} s "
-                    f"({level['delivered']:,} of {level['offered']:,} delivered)",
+                    f"({level['delivered']:,} of {level['offered']:,} delivered, "
+                    f"{level['delivered_per_s']:.0f}/s)",
                     "unit": "ms",
                     "value": round(value, 1) if value is not None else "not reached",
                     "target": "< 50 ms" if q == "p99" and level["rate"] == 200 else "",
@@ -681,17 +719,51 @@ def results(exchange: dict[str, Any]) -> list[dict[str, Any]]:
     return lines
 
 
+GROUPS = {
+    "parse": ("parse",),
+    "structure": ("structure",),
+    "rules": ("rules",),
+    "signature": (
+        "JWS signature (envelope)",
+        "XML-DSig signature",
+        "XML-DSig trust decision",
+        "key lookups (JWS and XML-DSig keys)",
+    ),
+    "storage": (
+        "transaction begin (BEGIN IMMEDIATE, write lock)",
+        "storage: seen message (replay check)",
+        "storage: document",
+        "storage: certificate",
+        "storage: inbox row, receipt, flushes",
+        "storage: feed event",
+        "transaction commit",
+    ),
+    "evidence": ("evidence",),
+    "receipt": ("receipt", "key lookup (receipt signer)", "receipt signature"),
+    "envelope and glue": ("envelope decode", "facts and header checks", OTHER),
+    "HTTP": (HTTP,),
+}
+"""The issue's stages, in its order, and the measured parts each is made of."""
+
+
+def grouped(stages_us: dict[str, float | None]) -> dict[str, float]:
+    """µs per envelope for each of the issue's stages."""
+    return {
+        group: sum(stages_us.get(part) or 0.0 for part in parts) for group, parts in GROUPS.items()
+    }
+
+
 def profile_table(exchange: dict[str, Any]) -> str:
-    """Where one envelope's time goes at the receiving node, µs and share."""
+    """Where one envelope's time goes at the receiving node: µs and share, stage by stage."""
     spent = exchange["profile"]["stages_us"]
-    known = {k: v for k, v in spent.items() if v is not None}
-    total = sum(known.values())
-    lines = [
-        "| stage | µs per envelope | share |",
-        "|---|---|---|",
-        *(f"| {k} | {v:,.0f} | {v / total:.0%} |" for k, v in known.items()),
-        f"| total | {total:,.0f} | |",
-    ]
+    total = sum(v for v in spent.values() if v is not None)
+    lines = ["| stage | part | µs per envelope | share |", "|---|---|---|---|"]
+    for group, parts in GROUPS.items():
+        subtotal = sum(spent.get(part) or 0.0 for part in parts)
+        lines.append(f"| **{group}** | | **{subtotal:,.0f}** | **{subtotal / total:.0%}** |")
+        if len(parts) > 1:
+            lines += [f"| | {p} | {spent.get(p) or 0.0:,.0f} | |" for p in parts]
+    lines.append(f"| total | | {total:,.0f} | 100% |")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from bench import trust
+from bench import exchange, trust
 from bench.corpus import CORPUS, REPO, corpus_documents, distinct_certificates
 from greenlane.safexml import parse_bytes
 from greenlane.settings import Settings
@@ -26,6 +26,7 @@ from greenlane.validation import validate_bytes
 RESULTS = REPO / "bench" / "results.json"
 DOC = REPO / "docs" / "performance.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+PROFILE_BEGIN, PROFILE_END = "<!-- bench:profile:begin -->", "<!-- bench:profile:end -->"
 ROUNDS = 5
 TARGET_SECONDS = 1.0
 
@@ -93,15 +94,19 @@ def _validation(documents: list[bytes]) -> dict[str, object]:
 
 
 def measure() -> dict[str, object]:
+    load_before = os.getloadavg()[0]
     documents = corpus_documents()
     bare = _rate(_bare_parse, documents)
     hardened = _rate(parse_bytes, documents)
     validation = _validation(distinct_certificates(DISTINCT))
+    signatures = trust.measure()
+    exchanged = exchange.run()
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": (
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         ),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "lxml": ".".join(map(str, etree.LXML_VERSION)),
         "libxml2": ".".join(map(str, etree.LIBXML_VERSION)),
         "corpus_documents": len(documents),
@@ -115,8 +120,10 @@ def measure() -> dict[str, object]:
                 "ratio": round(hardened / bare, 3),
             },
             validation,
-            *trust.measure(),
+            *signatures,
+            *exchange.results(exchanged),
         ],
+        "exchange": exchanged,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -124,7 +131,9 @@ def measure() -> dict[str, object]:
 def _table(run: dict[str, object]) -> str:
     lines = [
         f"Measured {run['when']} on {run['machine']} (lxml {run['lxml']}, "
-        f"libxml2 {run['libxml2']}), peak RSS {run['peak_rss_mb']} MB.",
+        f"libxml2 {run['libxml2']}), peak RSS {run['peak_rss_mb']} MB, load average "
+        f"{' then '.join(map(str, run.get('load_average', [])))} (start, end): a shared "
+        "machine gives lower and noisier rates.",
         "",
         "| measurement | value | baseline | baseline value | ratio | target |",
         "|---|---|---|---|---|---|",
@@ -135,21 +144,32 @@ def _table(run: dict[str, object]) -> str:
         baseline = (
             f"{r['baseline_value']:,} {r['unit']}" if r.get("baseline_value") is not None else ""
         )
+        value = f"{r['value']:,} {r['unit']}" if isinstance(r["value"], int | float) else r["value"]
         lines.append(
-            f"| {r['name']} | {r['value']:,} {r['unit']} | {r.get('baseline', '')} | "
-            f"{baseline} | {r.get('ratio', '')} | {r.get('target_ratio', '')} |"
+            f"| {r['name']} | {value} | {r.get('baseline', '')} | "
+            f"{baseline} | {r.get('ratio', '')} | {r.get('target', r.get('target_ratio', ''))} |"
         )
     return "\n".join(lines)
+
+
+def _replace(text: str, begin: str, end: str, block: str) -> str:
+    """``text`` with what stands between the markers ``begin`` and ``end`` replaced by ``block``."""
+    if begin not in text:
+        return text
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{block}\n{end}{tail}"
 
 
 def main() -> None:
     run = measure()
     RESULTS.write_text(json.dumps(run, indent=2) + "\n")
-    text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{BEGIN}\n{_table(run)}\n{END}{tail}")
+    exchanged = run["exchange"]
+    assert isinstance(exchanged, dict)
+    text = _replace(DOC.read_text(), BEGIN, END, _table(run))
+    DOC.write_text(_replace(text, PROFILE_BEGIN, PROFILE_END, exchange.profile_table(exchanged)))
     print(_table(run))
+    print(exchange.profile_table(exchanged))
 
 
 if __name__ == "__main__":

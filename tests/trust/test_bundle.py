@@ -14,15 +14,22 @@ from cryptography import x509
 from greenlane.trust import pki
 from greenlane.trust.bundle import verify_bundle
 from tests.cli.run import greenlane
+from tests.cli.test_demo import free_ports
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's folder: its bundle and its corridor's root certificates."""
+    """A corridor after the demo's day, with the AZ node's bundle of the tomato certificate."""
     directory = tmp_path_factory.mktemp("demo")
-    run = greenlane("demo", cwd=directory)
-    assert run.status == 0, run.stderr
-    return directory / "var" / "demo"
+    folder = directory / "corridor"
+    az, ru = free_ports()
+    run = greenlane("demo", "--exit", "--dir", str(folder), "--ports", f"{az},{ru}", cwd=directory)
+    assert run.status == 0, run.stdout + run.stderr
+    env = {"GREENLANE_SETTINGS_FILE": str(folder / "az-node" / "settings.toml")}
+    output = folder / "evidence-bundle.json"
+    run = greenlane("evidence", "bundle", "AZ-2026-000123", "-o", str(output), env=env)
+    assert run.status == 0, run.stdout + run.stderr
+    return folder
 
 
 def _bundle(demo: Path) -> dict[str, Any]:
@@ -60,9 +67,10 @@ def _document(b: dict[str, Any]) -> None:
 
 
 def _entry(b: dict[str, Any]) -> None:
-    b["entries"][0]["body"] = base64.b64encode(
-        base64.b64decode(b["entries"][0]["body"]).replace(b'"trusted":true', b'"trusted":false')
-    ).decode()
+    body = base64.b64decode(b["entries"][0]["body"])
+    altered = body.replace(b'"AZ-2026-000123"', b'"AZ-2026-000999"')
+    assert altered != body
+    b["entries"][0]["body"] = base64.b64encode(altered).decode()
 
 
 def _proof(b: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ def agency(request: Request, ctx: Ctx) -> str:
         raise GreenlaneError(
             "send the agency's API token as `Authorization: Bearer <token>`", code="auth.missing"
         )
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         found = agencies.agency_for(session, token.strip())
     if found is None:
         raise GreenlaneError("the API token is unknown or revoked", code="auth.invalid")
@@ -321,7 +321,7 @@ def _get_visible(session: Session, agency_id: str, certificate_id: int) -> Certi
 @router.get("/certificates/{certificate_id}", summary="A certificate, its status and tracking")
 async def get_certificate(certificate_id: int, ctx: Ctx, agency_id: Agency) -> dict[str, Any]:
     def look() -> dict[str, Any]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             return certificate_body(session, _get_visible(session, agency_id, certificate_id))
 
     return await run_in_threadpool(look)
@@ -334,7 +334,7 @@ async def get_certificate(certificate_id: int, ctx: Ctx, agency_id: Agency) -> d
 )
 async def get_document(certificate_id: int, ctx: Ctx, agency_id: Agency) -> Response:
     def look() -> bytes:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             row = _get_visible(session, agency_id, certificate_id)
             document = session.get(StoredDocument, row.document_id)
             assert document is not None
@@ -354,7 +354,7 @@ async def list_certificates(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     def look() -> dict[str, Any]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             query = select(Certificate).where(Certificate.id > after).order_by(Certificate.id)
             if direction:
                 query = query.where(Certificate.direction == direction)
@@ -386,7 +386,7 @@ async def list_arrivals(
     quarantined: bool | None = None,
 ) -> dict[str, Any]:
     def look() -> dict[str, Any]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             roles = _roles(session, agency_id)
             query = select(InboxMessage).where(InboxMessage.id > after).order_by(InboxMessage.id)
             if quarantined is not None:
@@ -426,7 +426,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     def look() -> dict[str, Any]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             items, last = feed.events(session, ctx.country, agency_id, after=after, limit=limit)
             return {"events": items, "next_after": last}
 

@@ -73,7 +73,7 @@ def _tls_peer(ctx: NodeContext, request: Request) -> str | None:
             f"the client certificate names {named}, not a node of the corridor",
             code="tls.wrong-peer",
         )
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         root = registry.root_certificate(session, country)
     tls.require_peer(request.scope, node, issued_by=root)
     return node
@@ -89,7 +89,7 @@ def calling_node(request: Request, ctx: Ctx, signature: Signature = "") -> str:
     """The partner node that signed this request (and, with TLS, holds the connection)."""
 
     def check() -> str:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             message = peers.verify_request(
                 ctx, session, signature, request.method, _target(request)
             )
@@ -204,7 +204,7 @@ async def acknowledge_envelope(
 def _receiver_of(ctx: NodeContext, message_id: str) -> str:
     from greenlane.store.models import OutboxMessage
 
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         receiver = session.scalar(
             select(OutboxMessage.receiver_node).where(OutboxMessage.message_id == message_id)
         )
@@ -218,7 +218,7 @@ async def envelope_tracking(message_id: str, ctx: Ctx, caller: Caller) -> dict[s
     """``HUBTrackingInfo`` of an envelope the calling node sent; ``EnvelopeNotExists`` if none."""
 
     def look() -> dict[str, Any]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             row = session.scalar(
                 select(InboxMessage).where(
                     InboxMessage.sender_node == caller, InboxMessage.message_id == message_id
@@ -242,7 +242,7 @@ async def registry_updates(
     """The signed key updates this node holds for ``country``, in order: what a partner applies."""
 
     def look() -> list[dict[str, Any]]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             rows = session.scalars(
                 select(RegistryUpdate)
                 .where(RegistryUpdate.country == country, RegistryUpdate.sequence > after)
@@ -282,7 +282,7 @@ async def countersign_checkpoint(
     data = await read_body(request, MAX_CHECKPOINT_BYTES, code="request.too-large")
 
     def run() -> dict[str, str]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             caller = peers.verify_body(ctx, session, signature, data).sender
         _check_peer(ctx, request, caller)
         try:

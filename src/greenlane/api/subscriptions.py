@@ -60,7 +60,7 @@ async def subscribe(
 @router.get("/subscriptions", summary="This agency's webhooks (without their secrets)")
 async def list_subscriptions(ctx: Ctx, agency_id: Agency) -> dict[str, Any]:
     def look() -> dict[str, Any]:
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             return {
                 "subscriptions": [webhooks.view(r) for r in webhooks.active(session, agency_id)]
             }

@@ -48,7 +48,7 @@ def _unb64(value: Any, what: str) -> bytes:
 
 def latest_kept(ctx: NodeContext, partner: str) -> int:
     """The size of the largest checkpoint of ``partner``'s log this node holds (0 if none)."""
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         size = session.scalar(
             select(func.max(EvidenceCheckpoint.size)).where(EvidenceCheckpoint.log == partner)
         )
@@ -101,7 +101,7 @@ def exchange_once(ctx: NodeContext, client: httpx.Client) -> int:
     for node in ctx.partner_nodes():
         endpoint = node.endpoint.rstrip("/")
         target = f"{peers.API}/checkpoints/{ctx.node_id}/latest"
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             signer = ctx.signer(session, ctx.node_id)
         response = client.get(
             endpoint + target,
@@ -109,7 +109,7 @@ def exchange_once(ctx: NodeContext, client: httpx.Client) -> int:
         )
         response.raise_for_status()
         kept = int(response.json()["size"])
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             proof = evidence.consistency_proof(session, kept, size) if 0 < kept < size else []
         request = rfc8785.dumps(
             {

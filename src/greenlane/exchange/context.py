@@ -44,6 +44,9 @@ class NodeContext:
     node_id: str
     engine: Engine
     sessions: sessionmaker[Session]
+    """Sessions that write (on SQLite, each transaction holds the write lock)."""
+    reads: sessionmaker[Session]
+    """Sessions that only read: they never wait for a writer."""
     provider: KeyProvider
     clock: Clock = utc_now
     types: Mapping[str, DocumentType] = field(default_factory=document_types)
@@ -122,7 +125,11 @@ def build_context(
     clock: Clock = utc_now,
 ) -> NodeContext:
     """A context for ``node_id`` on the configured database (which must be migrated)."""
-    from greenlane.store.engine import engine_from_settings, session_factory
+    from greenlane.store.engine import (
+        engine_from_settings,
+        read_session_factory,
+        session_factory,
+    )
 
     if corridor.country_of(node_id) is None or not any(
         n.id == node_id for c in corridor.countries.values() for n in c.nodes
@@ -137,6 +144,7 @@ def build_context(
         node_id=node_id,
         engine=engine,
         sessions=session_factory(engine),
+        reads=read_session_factory(engine),
         provider=lifecycle.provider_from_settings(settings),
         clock=clock,
     )

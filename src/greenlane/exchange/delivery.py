@@ -94,7 +94,7 @@ class Outcome:
 
 def send(ctx: NodeContext, client: httpx.Client, outbox_id: int) -> Outcome:
     """One push attempt of a claimed envelope, signed afresh; records what came of it."""
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         row = session.get(OutboxMessage, outbox_id)
         if row is None:
             raise GreenlaneError(f"no outbox message {outbox_id}", code="delivery.not-found")
@@ -293,7 +293,7 @@ def retry_by_hand(session: Session, reference: str, now: datetime) -> OutboxMess
 
 
 def pending_count(ctx: NodeContext) -> int:
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         return (
             session.scalar(
                 select(func.count())
@@ -305,7 +305,7 @@ def pending_count(ctx: NodeContext) -> int:
 
 
 def next_due(ctx: NodeContext) -> datetime | None:
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         return session.scalar(
             select(func.min(OutboxMessage.next_attempt_at)).where(
                 OutboxMessage.state == PENDING, OutboxMessage.mode == "push"

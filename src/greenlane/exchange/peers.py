@@ -103,7 +103,7 @@ class _PerNodeTransport(httpx.BaseTransport):
 
     def __init__(self, ctx: NodeContext, context: object, limits: httpx.Limits) -> None:
         self._by_origin: dict[str, httpx.BaseTransport] = {}
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             roots = {
                 code: registry.root_certificate(session, code) for code in ctx.corridor.countries
             }

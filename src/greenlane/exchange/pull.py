@@ -36,7 +36,7 @@ MAX_LIST = 500
 
 def pending_for(ctx: NodeContext, node: str, limit: int = 100) -> list[dict[str, Any]]:
     """The envelopes waiting for ``node``, oldest first, as the hub lists them."""
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         rows = session.scalars(
             select(OutboxMessage)
             .where(
@@ -60,7 +60,7 @@ def pending_for(ctx: NodeContext, node: str, limit: int = 100) -> list[dict[str,
 
 
 def _for(ctx: NodeContext, node: str, message_id: str) -> OutboxMessage:
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         row = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
     if row is None or row.receiver_node != node:
         raise GreenlaneError(f"no envelope {message_id} for {node}", code="delivery.not-found")
@@ -126,7 +126,7 @@ class Poller:
         self._client.close()
 
     def _signed_get(self, endpoint: str, target: str) -> httpx.Response:
-        with self.ctx.sessions() as session:
+        with self.ctx.reads() as session:
             signer = self.ctx.signer(session, self.ctx.node_id)
         token = peers.sign_request(self.ctx, signer, "GET", target)
         return self._client.get(endpoint + target, headers={peers.SIGNATURE_HEADER: token})

@@ -33,7 +33,7 @@ def sync_partner(ctx: NodeContext, client: httpx.Client, node_id: str) -> int:
     endpoint = ctx.peer(node_id).endpoint.rstrip("/")
     applied = 0
     for _ in range(100):  # at most 100 pages of 100 updates per round
-        with ctx.sessions() as session:
+        with ctx.reads() as session:
             row = session.get(Country, country)
             after = row.registry_sequence if row else 0
             signer = ctx.signer(session, ctx.node_id)

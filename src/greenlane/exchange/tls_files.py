@@ -20,7 +20,7 @@ from greenlane.trust import registry
 
 def node_tls_files(ctx: NodeContext) -> tuple[Path, Path, str | None]:
     """(certificate file, key file, passphrase) of the node's active key."""
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         row = registry.signing_key(session, ctx.node_id)
     if row.provider != "software" or not row.provider_ref:
         raise GreenlaneError(
@@ -37,5 +37,5 @@ def node_tls_files(ctx: NodeContext) -> tuple[Path, Path, str | None]:
 
 def corridor_roots(ctx: NodeContext) -> list[x509.Certificate]:
     """The root CA certificates of every corridor country: the only TLS trust anchors."""
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         return [registry.root_certificate(session, country) for country in ctx.corridor.countries]

@@ -205,7 +205,7 @@ def run_round(
     stopping: threading.Event | None = None,
 ) -> Round:
     """Post a claimed subscription's next events until one fails, the batch ends or time is up."""
-    with ctx.sessions() as session:
+    with ctx.reads() as session:
         row = session.get(Subscription, subscription_id)
         if row is None or row.disabled_at is not None:
             return Round(subscription_id, [], row.cursor if row else 0)

@@ -2,7 +2,8 @@
 
 SQLite runs in WAL mode with foreign keys on and a busy timeout, and with
 SQLAlchemy (not the sqlite3 module) issuing BEGIN, so that savepoints and
-transactional DDL behave as on PostgreSQL. Callers own transactions: nothing
+transactional DDL behave as on PostgreSQL. Writing sessions begin IMMEDIATE,
+reading ones (and bare connections) DEFERRED. Callers own transactions: nothing
 here commits.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections import deque
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -18,6 +20,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from greenlane.settings import Settings
+
+WRITER = "greenlane_writer"
+"""Execution option of the connections that write (see :func:`session_factory`)."""
 
 
 def make_engine(url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = 5000) -> Engine:
@@ -51,9 +56,14 @@ def make_engine(url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = 5
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE: take the write lock at BEGIN, so a transaction that reads and
-        # then writes waits its turn (busy timeout) instead of failing at the write
-        # when another connection committed in between (SQLITE_BUSY_SNAPSHOT).
+        # Writers (sessions from session_factory) begin IMMEDIATE: they take the write
+        # lock at BEGIN, so a transaction that reads and then writes waits its turn
+        # instead of failing at its first write when another connection committed in
+        # between (SQLITE_BUSY_SNAPSHOT). Readers begin DEFERRED and never wait for
+        # the lock: WAL gives them a snapshot of the last commit.
+        if not connection.get_execution_options().get(WRITER):
+            connection.exec_driver_sql("BEGIN")
+            return
         if writers is None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             return
@@ -71,7 +81,7 @@ def make_engine(url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = 5
 
 
 class _Writers:
-    """This process's turn at one SQLite file's write lock, waited for on a lock, not by polling.
+    """This process's turn at one SQLite file's write lock, waited for in a queue, not by polling.
 
     Every transaction begins IMMEDIATE, so the SQLite lock is held by one
     connection at a time; a connection that finds it taken retries on SQLite's
@@ -79,35 +89,57 @@ class _Writers:
     of one process writing, a waiter then loses the lock to one that came later,
     again and again, until its busy timeout ends in "database is locked", while
     the lock stands idle between the tries. Here threads of this process queue
-    on a lock instead, taken just before BEGIN and given back right after the
-    COMMIT or ROLLBACK, so it is held exactly while SQLite's is. Other processes
-    still wait on SQLite's busy handler. A thread that does not get its turn
-    within the busy timeout goes on to BEGIN IMMEDIATE as before, which then
-    fails as before if the lock is still taken.
+    first come, first served: a turn is taken just before BEGIN and handed to
+    the next in line right after the COMMIT or ROLLBACK, so it is held exactly
+    while SQLite's lock is. Other processes still wait on SQLite's busy handler.
+    A thread whose turn has not come within the busy timeout goes on to BEGIN
+    IMMEDIATE as before, which then fails as before if the lock is still taken.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self._queue: deque[threading.Lock] = deque()
+        self._taken = False
         self._holder: Any = None
         self._thread: int | None = None
 
     def acquire(self, dbapi_connection: Any, timeout: float) -> None:
-        if self._thread == threading.get_ident():
+        me = threading.get_ident()
+        if self._thread == me:
             return  # held by this thread on another connection: waiting would wait for itself
-        if self._lock.acquire(timeout=timeout):
-            self._holder, self._thread = dbapi_connection, threading.get_ident()
+        with self._mutex:
+            if not self._taken:
+                self._taken = True
+                self._holder, self._thread = dbapi_connection, me
+                return
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._queue.append(waiter)
+        handed = waiter.acquire(timeout=timeout)
+        if not handed:
+            with self._mutex:
+                if waiter in self._queue:
+                    self._queue.remove(waiter)
+                    return  # gave up waiting: BEGIN IMMEDIATE on SQLite's busy handler
+                # handed over just as the wait ran out: the turn is ours
+        self._holder, self._thread = dbapi_connection, me
 
     def settle(self, dbapi_connection: Any) -> None:
-        """Give the turn back if ``dbapi_connection`` holds it and its transaction is over."""
+        """Hand the turn on if ``dbapi_connection`` holds it and its transaction is over."""
         if self._holder is not dbapi_connection:
             return
         try:
             busy = dbapi_connection.in_transaction
         except sqlite3.ProgrammingError:  # closed: its transaction ended with it
             busy = False
-        if not busy:
+        if busy:
+            return
+        with self._mutex:
             self._holder = self._thread = None
-            self._lock.release()
+            if self._queue:
+                self._queue.popleft().release()  # the next in line holds it now
+            else:
+                self._taken = False
 
 
 _writers_lock = threading.Lock()
@@ -164,4 +196,10 @@ def engine_from_settings(settings: Settings) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that may write: on SQLite each transaction takes the write lock at BEGIN."""
+    return sessionmaker(bind=engine.execution_options(**{WRITER: True}), expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read: on SQLite they never wait for (or hold up) a writer."""
     return sessionmaker(bind=engine, expire_on_commit=False)
