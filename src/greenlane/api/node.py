@@ -11,6 +11,7 @@ client certificate must name the same node.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Annotated, Any
 
@@ -163,6 +164,74 @@ async def deliver_envelope(request: Request, ctx: Ctx, signature: Signature = ""
         media_type=peers.RECEIPT_MEDIA_TYPE,
         headers={peers.SIGNATURE_HEADER: answer.token},
     )
+
+
+MAX_BATCH = 100
+
+
+@router.post(
+    "/envelopes/batch",
+    summary="Deliver several envelopes at once (push)",
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def deliver_envelopes(request: Request, ctx: Ctx) -> dict[str, Any]:
+    """Several envelopes in one request, each judged and receipted exactly as if pushed alone.
+
+    Body: ``{"Envelopes": [{"Envelope": <base64 of the encoded envelope>,
+    "Signature": <its detached JWS>}, ...]}`` (at most 100). Answer, in the same
+    order: ``{"Results": [{"Receipt": <base64>, "Signature": <JWS>}`` or
+    ``{"Error": {"code", "message"}}]}``. One envelope refused refuses only that
+    one; the accepted ones are stored in one transaction, which is what makes a
+    batch cheaper than as many requests.
+    """
+    limit = ctx.settings.envelope_max_bytes * 2 + 64 * 1024
+    try:
+        peer = (
+            await run_in_threadpool(_tls_peer, ctx, request) if ctx.settings.tls_enabled else None
+        )
+        data = await read_body(request, limit, code="envelope.too-large")
+        items = _batch_items(data)
+    except GreenlaneError as refused:
+        inbound.security_log.warning(
+            "envelope batch refused: code=%s tls_peer=%s client=%s reason=%s",
+            refused.code,
+            tls.peer_node(request.scope),
+            request.client.host if request.client else None,
+            refused,
+        )
+        ctx.metrics.refused.labels(refused.code).inc()
+        raise
+    answers = await run_in_threadpool(
+        lambda: inbound.receive_many(
+            ctx, items, tls_peer=peer, check_tls_peer=ctx.settings.tls_enabled
+        )
+    )
+    results: list[dict[str, Any]] = []
+    for answer in answers:
+        if isinstance(answer, GreenlaneError):
+            ctx.metrics.refused.labels(answer.code).inc()
+            results.append({"Error": {"code": answer.code, "message": answer.message}})
+            continue
+        if not answer.duplicate:
+            ctx.metrics.received.labels(answer.tracking.value).inc()
+        results.append(
+            {"Receipt": base64.b64encode(answer.receipt).decode("ascii"), "Signature": answer.token}
+        )
+    return {"Results": results}
+
+
+def _batch_items(data: bytes) -> list[tuple[bytes, str]]:
+    try:
+        parsed = json.loads(data)
+        entries = parsed["Envelopes"]
+        if not isinstance(entries, list) or not 0 < len(entries) <= MAX_BATCH:
+            raise ValueError(f"Envelopes must be a list of 1 to {MAX_BATCH}")
+        return [
+            (base64.b64decode(str(e["Envelope"]), validate=True), str(e["Signature"]))
+            for e in entries
+        ]
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise GreenlaneError(f"the batch is malformed: {exc}", code="envelope.malformed") from exc
 
 
 @router.get("/envelopes", summary="List envelopes waiting for the calling node (pull)")

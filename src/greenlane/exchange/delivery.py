@@ -17,6 +17,8 @@ simply runs out; the receiver's duplicate check makes the resend harmless.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import random
 import threading
@@ -32,7 +34,7 @@ from sqlalchemy.orm import Session
 from greenlane.errors import GreenlaneError
 from greenlane.exchange import certificates, peers
 from greenlane.exchange.context import NodeContext
-from greenlane.exchange.receipts import verify_receipt
+from greenlane.exchange.receipts import VerifiedReceipt, verify_receipt
 from greenlane.exchange.tracking import TrackingState, tracking_may_move
 from greenlane.store.models import Certificate, OutboxMessage
 from greenlane.trust import evidence
@@ -42,6 +44,8 @@ from greenlane.trust.registry import DatabaseKeys
 log = logging.getLogger("greenlane.delivery")
 
 PENDING = TrackingState.PENDING_DELIVERY.value
+PER_REQUEST = 16
+"""Envelopes per push request when several are due for one node."""
 
 
 def backoff(ctx: NodeContext, attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -144,65 +148,187 @@ def accept_receipt(ctx: NodeContext, outbox_id: int, receipt: bytes, token: str)
     digest of the exact envelope bytes we keep. A second copy of a receipt
     (a retry answered again) changes nothing.
     """
+    (result,) = accept_receipts(ctx, [(outbox_id, receipt, token)])
+    if isinstance(result, GreenlaneError):
+        raise result
+    return result
+
+
+def accept_receipts(
+    ctx: NodeContext, items: list[tuple[int, bytes, str]]
+) -> list[Outcome | GreenlaneError]:
+    """:func:`accept_receipt` for several: verified first, then recorded in one transaction."""
     now = ctx.clock()
-    with ctx.sessions() as session, session.begin():
-        row = session.get(OutboxMessage, outbox_id)
-        if row is None:
-            raise GreenlaneError(f"no outbox message {outbox_id}", code="delivery.not-found")
-        verified = verify_receipt(
-            receipt,
-            token,
-            keys=DatabaseKeys(session),
-            expected_sender_node=row.receiver_node,
-            expected_digest=row.envelope_sha256,
-            recorded_at=now,
-        )
-        new = verified.receipt.tracking
-        stored = TrackingState(row.state)
-        if stored is new or not tracking_may_move(stored, new):
-            return Outcome(row.message_id, stored)
-        row.state = new.value
-        row.delivered_at = now
-        row.delivery_number = verified.receipt.delivery_number
-        row.receipt = receipt
-        row.receipt_token = token
-        row.claimed_until = None
-        row.last_error = None
-        evidence.append(
-            session,
-            [
-                evidence.Event(
-                    evidence.Kind.RECEIPT,
-                    row.message_id,
-                    {
-                        "direction": "received",
-                        "from": row.receiver_node,
-                        "signed_by": verified.message.key_id,
-                        "receipt_sha256": verified.message.digest,
-                        "tracking": new.value,
-                        "delivery_number": verified.receipt.delivery_number,
-                    },
+    verified: dict[int, VerifiedReceipt] = {}
+    results: dict[int, Outcome | GreenlaneError] = {}
+    with ctx.reads() as session:
+        keys = DatabaseKeys(session)
+        for outbox_id, receipt, token in items:
+            row = session.get(OutboxMessage, outbox_id)
+            if row is None:
+                results[outbox_id] = GreenlaneError(
+                    f"no outbox message {outbox_id}", code="delivery.not-found"
                 )
-            ],
-            at=now,
+                continue
+            try:
+                verified[outbox_id] = verify_receipt(
+                    receipt,
+                    token,
+                    keys=keys,
+                    expected_sender_node=row.receiver_node,
+                    expected_digest=row.envelope_sha256,
+                    recorded_at=now,
+                )
+            except GreenlaneError as refused:
+                results[outbox_id] = refused
+    moved: list[tuple[TrackingState, datetime]] = []
+    if verified:
+        tokens = {outbox_id: (receipt, token) for outbox_id, receipt, token in items}
+        with ctx.sessions() as session, session.begin():
+            events: list[evidence.Event] = []
+            for outbox_id, check in verified.items():
+                row = session.get(OutboxMessage, outbox_id)
+                assert row is not None
+                new, stored = check.receipt.tracking, TrackingState(row.state)
+                if stored is new or not tracking_may_move(stored, new):
+                    results[outbox_id] = Outcome(row.message_id, stored)
+                    continue
+                receipt, token = tokens[outbox_id]
+                _record(ctx, session, row, check, receipt, token, now, events)
+                moved.append((new, row.created_at))
+                results[outbox_id] = Outcome(row.message_id, new)
+            if events:
+                evidence.append(session, events, at=now)
+    for state, created in moved:
+        ctx.metrics.deliveries.labels(state.value).inc()
+        ctx.metrics.latency.observe(max(0.0, (now - created).total_seconds()))
+    return [results[outbox_id] for outbox_id, _, _ in items]
+
+
+def _record(
+    ctx: NodeContext,
+    session: Session,
+    row: OutboxMessage,
+    check: VerifiedReceipt,
+    receipt: bytes,
+    token: str,
+    now: datetime,
+    events: list[evidence.Event],
+) -> None:
+    new = check.receipt.tracking
+    row.state = new.value
+    row.delivered_at = now
+    row.delivery_number = check.receipt.delivery_number
+    row.receipt = receipt
+    row.receipt_token = token
+    row.claimed_until = None
+    row.last_error = None
+    events.append(
+        evidence.Event(
+            evidence.Kind.RECEIPT,
+            row.message_id,
+            {
+                "direction": "received",
+                "from": row.receiver_node,
+                "signed_by": check.message.key_id,
+                "receipt_sha256": check.message.digest,
+                "tracking": new.value,
+                "delivery_number": check.receipt.delivery_number,
+            },
         )
-        certificate = session.get(Certificate, row.certificate_id) if row.certificate_id else None
-        if certificate is not None:
-            certificates.publish(
-                session,
-                ctx.country,
-                "certificate.delivered",
-                certificate,
-                now,
+    )
+    certificate = session.get(Certificate, row.certificate_id) if row.certificate_id else None
+    if certificate is not None:
+        certificates.publish(
+            session,
+            ctx.country,
+            "certificate.delivered",
+            certificate,
+            now,
+            message_id=row.message_id,
+            tracking=new.value,
+            status=row.document_status,
+            findings=[f.to_dict() for f in check.receipt.findings],
+        )
+
+
+def send_batch(ctx: NodeContext, client: httpx.Client, outbox_ids: list[int]) -> list[Outcome]:
+    """Push several claimed envelopes for one node in one request, each signed afresh.
+
+    Each envelope is receipted (or refused) on its own, exactly as if pushed
+    alone; a failed request counts as a failed attempt of each.
+    """
+    if len(outbox_ids) == 1:
+        return [send(ctx, client, outbox_ids[0])]
+    pending: list[tuple[int, str]] = []
+    entries: list[dict[str, str]] = []
+    done: list[Outcome] = []
+    receivers: set[str] = set()
+    with ctx.reads() as session:
+        signer = ctx.signer(session, ctx.node_id)
+        for outbox_id in outbox_ids:
+            row = session.get(OutboxMessage, outbox_id)
+            if row is None:
+                continue
+            if row.state != PENDING:
+                done.append(Outcome(row.message_id, TrackingState(row.state)))
+                continue
+            receivers.add(row.receiver_node)
+            token = sign_message(
+                signer,
+                sender=ctx.node_id,
                 message_id=row.message_id,
-                tracking=new.value,
-                status=row.document_status,
-                findings=[f.to_dict() for f in verified.receipt.findings],
+                body=row.envelope,
+                attempt_at=ctx.clock(),
             )
-        created = row.created_at
-    ctx.metrics.deliveries.labels(new.value).inc()
-    ctx.metrics.latency.observe(max(0.0, (now - created).total_seconds()))
-    return Outcome(row.message_id, new)
+            pending.append((outbox_id, row.message_id))
+            entries.append(
+                {"Envelope": base64.b64encode(row.envelope).decode("ascii"), "Signature": token}
+            )
+    if not pending:
+        return done
+    if len(receivers) != 1:
+        raise ValueError("a batch goes to one node")
+    endpoint = ctx.peer(receivers.pop()).endpoint.rstrip("/")
+    ctx.metrics.attempts.labels("push").inc(len(pending))
+    try:
+        response = client.post(
+            f"{endpoint}{peers.API}/envelopes/batch", json={"Envelopes": entries}
+        )
+    except httpx.HTTPError as exc:
+        return done + [
+            failed(ctx, i, f"transport: {type(exc).__name__}: {exc}") for i, _ in pending
+        ]
+    except GreenlaneError as exc:
+        return done + [failed(ctx, i, f"transport: {exc.code}: {exc}") for i, _ in pending]
+    try:
+        answers = response.json()["Results"] if response.status_code == 200 else None
+        if answers is not None and len(answers) != len(pending):
+            answers = None
+    except (ValueError, KeyError, TypeError):
+        answers = None
+    if answers is None:
+        error = f"HTTP {response.status_code}: {_error_code(response)}"
+        return done + [failed(ctx, i, error) for i, _ in pending]
+    receipts: list[tuple[int, bytes, str]] = []
+    for (outbox_id, _), answer in zip(pending, answers, strict=True):
+        try:
+            receipts.append(
+                (
+                    outbox_id,
+                    base64.b64decode(answer["Receipt"], validate=True),
+                    str(answer["Signature"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            code = answer.get("Error", {}).get("code") if isinstance(answer, dict) else None
+            done.append(failed(ctx, outbox_id, f"refused: {code or 'malformed answer'}"))
+    for (outbox_id, _, _), result in zip(receipts, accept_receipts(ctx, receipts), strict=True):
+        if isinstance(result, GreenlaneError):
+            done.append(failed(ctx, outbox_id, f"receipt refused: {result.code}: {result}"))
+        else:
+            done.append(result)
+    return done
 
 
 def failed(ctx: NodeContext, outbox_id: int, error: str) -> Outcome:
@@ -344,16 +470,37 @@ class Worker:
         self._client.close()
 
     def run_once(self) -> list[Outcome]:
-        """Claim and send one batch; returns what came of each (for tests and the CLI)."""
-        ids = claim(self.ctx, self.batch)
-        return list(self._pool.map(self._send, ids))
+        """Claim and send one batch; returns what came of each (for tests and the CLI).
 
-    def _send(self, outbox_id: int) -> Outcome:
+        Envelopes for the same node go in requests of up to ``PER_REQUEST``, several
+        requests at once: what is due together travels together.
+        """
+        ids = claim(self.ctx, self.batch)
+        if not ids:
+            return []
+        with self.ctx.reads() as session:
+            rows = session.execute(
+                select(OutboxMessage.id, OutboxMessage.receiver_node).where(
+                    OutboxMessage.id.in_(ids)
+                )
+            )
+            receivers = {int(r[0]): str(r[1]) for r in rows}
+        by_node: dict[str, list[int]] = {}
+        for outbox_id in ids:
+            by_node.setdefault(receivers.get(outbox_id, ""), []).append(outbox_id)
+        chunks = [
+            group[i : i + PER_REQUEST]
+            for group in by_node.values()
+            for i in range(0, len(group), PER_REQUEST)
+        ]
+        return [outcome for done in self._pool.map(self._send, chunks) for outcome in done]
+
+    def _send(self, outbox_ids: list[int]) -> list[Outcome]:
         try:
-            return send(self.ctx, self._client, outbox_id)
+            return send_batch(self.ctx, self._client, outbox_ids)
         except Exception as exc:  # a bug must not stop the loop; the lease brings it back
-            log.exception("delivery of outbox message %d crashed", outbox_id)
-            return Outcome("", TrackingState.PENDING_DELIVERY, repr(exc))
+            log.exception("delivery of outbox messages %s crashed", outbox_ids)
+            return [Outcome("", TrackingState.PENDING_DELIVERY, repr(exc))]
 
     def _run(self) -> None:
         expire_every, last_expire = 60.0, 0.0

@@ -82,72 +82,161 @@ def receive(
     ``check_tls_peer``: the envelope came over mutual TLS and ``tls_peer`` is the
     node the client certificate names; it must be the envelope's signer.
     """
+    (result,) = receive_many(ctx, [(data, token)], tls_peer=tls_peer, check_tls_peer=check_tls_peer)
+    if isinstance(result, GreenlaneError):
+        raise result
+    return result
+
+
+def receive_many(
+    ctx: NodeContext,
+    items: list[tuple[bytes, str]],
+    *,
+    tls_peer: str | None = None,
+    check_tls_peer: bool = False,
+) -> list[Answer | GreenlaneError]:
+    """Receive several envelopes: each is checked on its own, all are stored in one commit.
+
+    Each result is the receipt, or the error that refused that envelope (and
+    only it). The checks (signature, envelope, payload) run before the write
+    transaction, so the database's write lock is held only while storing.
+    """
+    now = ctx.clock()
+    results: list[GreenlaneError | Checked] = []
+    with ctx.reads() as session:
+        for data, token in items:
+            try:
+                results.append(_check(ctx, session, data, token, tls_peer, check_tls_peer, now))
+            except GreenlaneError as refused:
+                _refused(refused, data, tls_peer)
+                results.append(refused)
+    checked = [r for r in results if isinstance(r, Checked)]
+    if checked:
+        stored = _store_all(ctx, checked, now)
+        for item, outcome in zip(checked, stored, strict=True):
+            if isinstance(outcome, GreenlaneError):
+                _refused(outcome, item.data, tls_peer)
+            item.outcome = outcome
+    with ctx.reads() as session:
+        signer = ctx.signer(session, ctx.node_id)
+    answers: list[Answer | GreenlaneError] = []
+    for result in results:
+        if not isinstance(result, Checked):
+            answers.append(result)
+            continue
+        done = result.outcome
+        if done is None or isinstance(done, GreenlaneError):
+            answers.append(done or GreenlaneError("not stored", code="internal"))
+            continue
+        answers.append(
+            Answer(
+                receipt=done.receipt,
+                token=sign_message(
+                    signer,
+                    sender=ctx.node_id,
+                    message_id=receipt_message_id(result.opened.envelope.message_id),
+                    body=done.receipt,
+                    attempt_at=ctx.clock(),
+                ),
+                tracking=done.tracking,
+                delivery_number=done.delivery_number,
+                duplicate=done.duplicate,
+            )
+        )
+    return answers
+
+
+def _refused(refused: GreenlaneError, data: bytes, tls_peer: str | None) -> None:
+    security_log.warning(
+        "envelope refused: code=%s tls_peer=%s bytes=%d sha256=%s reason=%s",
+        refused.code,
+        tls_peer,
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        refused,
+    )
+
+
+@dataclass(slots=True)
+class Stored:
+    receipt: bytes
+    tracking: TrackingState
+    delivery_number: int
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class Checked:
+    """An envelope that passed every check, with its payload judged; not yet stored."""
+
+    data: bytes
+    token: str
+    opened: OpenedEnvelope
+    readable: bool
+    findings: list[Finding]
+    facts: amend.CertificateFacts | None
+    outcome: Stored | GreenlaneError | None = None
+
+
+def _check(
+    ctx: NodeContext,
+    session: Session,
+    data: bytes,
+    token: str,
+    tls_peer: str | None,
+    check_tls_peer: bool,
+    now: datetime,
+) -> Checked:
+    opened = open_envelope(
+        data,
+        token,
+        keys=DatabaseKeys(session),
+        node_country=ctx.node_country,
+        receiver_node=ctx.node_id,
+        recorded_at=now,
+        max_bytes=ctx.settings.envelope_max_bytes,
+        types=ctx.types,
+    )
+    if check_tls_peer and tls_peer != opened.envelope.sender_node:
+        raise PeerMismatch(
+            f"the TLS client certificate names {tls_peer or 'no node'}, but the "
+            f"envelope is signed by {opened.envelope.sender_node}"
+        )
+    readable, findings, facts = judge_payload(ctx, session, opened, now)
+    return Checked(data, token, opened, readable, findings, facts)
+
+
+def _store_all(
+    ctx: NodeContext, checked: list[Checked], now: datetime
+) -> list[Stored | GreenlaneError]:
+    """Record and store every checked envelope in one transaction (retried once on a race)."""
     for attempt in range(2):
         try:
-            return _receive_once(ctx, data, token, tls_peer, check_tls_peer)
+            with ctx.sessions() as session, session.begin():
+                outcomes: list[Stored | GreenlaneError] = []
+                events: list[evidence.Event] = []
+                for item in checked:
+                    try:
+                        first = record_message(session, item.opened.message, recorded_at=now)
+                    except GreenlaneError as refused:  # a replay, or an id reused
+                        outcomes.append(refused)
+                        continue
+                    if first:
+                        row = _store(session, ctx, item, now, events)
+                    else:
+                        row = _stored(session, item.opened)
+                    outcomes.append(
+                        Stored(row.receipt, TrackingState(row.state), row.id, not first)
+                    )
+                if events:
+                    evidence.append(session, events, at=now)
+            return outcomes
         except IntegrityError:
-            # The same message stored by a concurrent request first: the second
-            # pass finds it and answers with its receipt.
+            # The same message stored by a concurrent request first (PostgreSQL): the
+            # second pass finds it and answers with its receipt.
             if attempt:
                 raise
     raise AssertionError("unreachable")
-
-
-def _receive_once(
-    ctx: NodeContext, data: bytes, token: str, tls_peer: str | None, check_tls_peer: bool
-) -> Answer:
-    now = ctx.clock()
-    with ctx.sessions() as session:
-        with session.begin():
-            try:
-                opened = open_envelope(
-                    data,
-                    token,
-                    keys=DatabaseKeys(session),
-                    node_country=ctx.node_country,
-                    receiver_node=ctx.node_id,
-                    recorded_at=now,
-                    max_bytes=ctx.settings.envelope_max_bytes,
-                    types=ctx.types,
-                )
-                if check_tls_peer and tls_peer != opened.envelope.sender_node:
-                    raise PeerMismatch(
-                        f"the TLS client certificate names {tls_peer or 'no node'}, but the "
-                        f"envelope is signed by {opened.envelope.sender_node}"
-                    )
-                first = record_message(session, opened.message, recorded_at=now)
-            except GreenlaneError as refused:
-                security_log.warning(
-                    "envelope refused: code=%s tls_peer=%s bytes=%d sha256=%s reason=%s",
-                    refused.code,
-                    tls_peer,
-                    len(data),
-                    hashlib.sha256(data).hexdigest(),
-                    refused,
-                )
-                raise
-            row = (
-                _store(session, ctx, opened, data, token, now)
-                if first
-                else _stored(session, opened)
-            )
-            signer = ctx.signer(session, ctx.node_id)
-        receipt = row.receipt
-        tracking, number = TrackingState(row.state), row.id
-        message_id = opened.envelope.message_id
-    return Answer(
-        receipt=receipt,
-        token=sign_message(
-            signer,
-            sender=ctx.node_id,
-            message_id=receipt_message_id(message_id),
-            body=receipt,
-            attempt_at=ctx.clock(),
-        ),
-        tracking=tracking,
-        delivery_number=number,
-        duplicate=not first,
-    )
 
 
 def _stored(session: Session, opened: OpenedEnvelope) -> InboxMessage:
@@ -209,13 +298,13 @@ def judge_payload(
 def _store(
     session: Session,
     ctx: NodeContext,
-    opened: OpenedEnvelope,
-    data: bytes,
-    token: str,
+    item: Checked,
     now: datetime,
+    events: list[evidence.Event],
 ) -> InboxMessage:
+    opened, data, token = item.opened, item.data, item.token
     envelope = opened.envelope
-    readable, findings, facts = judge_payload(ctx, session, opened, now)
+    readable, findings, facts = item.readable, list(item.findings), item.facts
     quarantined = not readable or has_errors(findings)
     document = add_document(
         session,
@@ -273,8 +362,7 @@ def _store(
     )
     row.receipt = encode_receipt(receipt)
     row.state = receipt.tracking.value
-    evidence.append(
-        session,
+    events.extend(
         [
             evidence.Event(
                 evidence.Kind.DOCUMENT_RECEIVED,
@@ -299,8 +387,7 @@ def _store(
                     "tracking": receipt.tracking.value,
                 },
             ),
-        ],
-        at=now,
+        ]
     )
     certificates.publish(
         session,

@@ -259,6 +259,7 @@ class Certificate(Base):
     __table_args__ = (
         UniqueConstraint("direction", "issuer_country", "number"),
         Index("ix_certificates_updated", "updated_at"),
+        Index("ix_certificates_replaces", "direction", "issuer_country", "replaces"),
     )
 
 

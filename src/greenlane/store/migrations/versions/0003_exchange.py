@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-02 14:53:01.748932
+Create Date: 2026-12-02 16:10:59.957166
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("certificates", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_certificates_replaces", ["direction", "issuer_country", "replaces"], unique=False
+        )
         batch_op.create_index("ix_certificates_updated", ["updated_at"], unique=False)
 
     op.create_table(
@@ -213,6 +216,7 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
     with op.batch_alter_table("certificates", schema=None) as batch_op:
         batch_op.drop_index("ix_certificates_updated")
+        batch_op.drop_index("ix_certificates_replaces")
 
     op.drop_table("certificates")
     op.drop_table("idempotency_keys")
