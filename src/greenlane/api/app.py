@@ -7,9 +7,10 @@ tests that drive the loops by hand pass ``background=False``.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +28,42 @@ from greenlane.exchange.registry_sync import RegistrySync
 from greenlane.exchange.webhooks import WebhookWorker
 
 
+def _loops_lock(ctx: NodeContext) -> IO[bytes] | None:
+    """An exclusive lock that says this process runs the node's background loops.
+
+    With several server processes (``greenlane serve --workers N``) every one
+    serves requests, but only the one holding this lock runs the delivery
+    worker, poller, registry sync, checkpoints and webhooks; if it dies, the
+    kernel releases the lock and the process that replaces it takes it.
+    """
+    path = ctx.settings.key_dir / f".{ctx.node_id}.loops.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def from_environment() -> FastAPI:
+    """The app for one of several server processes: the node named by the environment.
+
+    ``greenlane serve --workers N`` sets GREENLANE_CORRIDOR_FILE, GREENLANE_NODE_ID
+    and GREENLANE_SETTINGS_FILE before uvicorn starts the processes.
+    """
+    from greenlane.corridor.agreement import load_corridor
+    from greenlane.exchange.context import build_context
+    from greenlane.settings import load_settings
+
+    settings = load_settings()
+    if settings.corridor_file is None or settings.node_id is None:
+        raise RuntimeError("GREENLANE_CORRIDOR_FILE and GREENLANE_NODE_ID must be set")
+    corridor = load_corridor(settings.corridor_file)
+    return create_app(build_context(settings, corridor, settings.node_id))
+
+
 class _Loop(Protocol):
     def stop(self, timeout: float = ...) -> None: ...
 
@@ -35,7 +72,8 @@ def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loops: list[_Loop] = []
-        if background:
+        lock = _loops_lock(ctx) if background else None
+        if lock is not None:
             loops.append(Worker(ctx).start())
             loops.append(RegistrySync(ctx).start())
             loops.append(CheckpointExchange(ctx).start())
@@ -48,6 +86,8 @@ def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
         finally:
             for loop in loops:
                 await run_in_threadpool(loop.stop)
+            if lock is not None:
+                lock.close()
 
     app = FastAPI(
         title=f"greenlane node {ctx.node_id}",

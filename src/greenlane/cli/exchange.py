@@ -55,6 +55,14 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port (default: the one in the node's endpoint).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes: more use more cores for HTTP and the checks.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the node: both APIs, the delivery worker, the pull poller, /docs, /health, /metrics."""
     import uvicorn
@@ -105,14 +113,28 @@ def serve(
         f"greenlane node {node_id} ({node_ctx.country}) serving {scheme}://{host}:{listen} "
         f"- API docs at /docs; receives by {node_ctx.entry.delivery}"
     )
-    uvicorn.run(
-        create_app(node_ctx),
-        host=host,
-        port=listen,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        **tls,  # type: ignore[arg-type]
-    )
+    options: dict[str, object] = {
+        "host": host,
+        "port": listen,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+        **tls,
+    }
+    if not tls:
+        options["http"] = "httptools"
+    if workers > 1:
+        # Several processes share the checks and the HTTP work; writes still take turns
+        # at the database, and one process (holding a lock) runs the background loops.
+        os.environ["GREENLANE_CORRIDOR_FILE"] = str(corridor_file.resolve())
+        os.environ["GREENLANE_NODE_ID"] = node_id
+        uvicorn.run(
+            "greenlane.api.app:from_environment",
+            factory=True,
+            workers=workers,
+            **options,  # type: ignore[arg-type]
+        )
+        return
+    uvicorn.run(create_app(node_ctx), **options)  # type: ignore[arg-type]
 
 
 @init_app.command("corridor")

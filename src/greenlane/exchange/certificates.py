@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import rfc8785
-from sqlalchemy import select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from greenlane.exchange.tracking import CertificateStatus, StatusMove, status_move
@@ -58,7 +58,20 @@ def record(
     replaces: str | None = None,
 ) -> Recorded:
     """Store a version of a certificate, moving its status only forward; the caller commits."""
-    row = find(session, direction, issuer, number)
+    # One query finds both the certificate and any replacement of it already here.
+    found = list(
+        session.scalars(
+            select(Certificate)
+            .where(
+                Certificate.direction == direction,
+                Certificate.issuer_country == issuer,
+                or_(Certificate.number == number, Certificate.replaces == number),
+            )
+            .order_by(Certificate.id)
+        )
+    )
+    row = next((c for c in found if c.number == number), None)
+    later = next((c for c in found if c.number != number), None)
     duplicate = False
     if row is None:
         row = Certificate(
@@ -77,7 +90,8 @@ def record(
         )
         session.add(row)
         move = StatusMove.APPLY
-        _superseded_already(session, row)
+        if later is not None:
+            _superseded_already(row, later)
     else:
         move = status_move(CertificateStatus(row.status), status)
         if move is StatusMove.APPLY:
@@ -94,26 +108,13 @@ def record(
     return Recorded(row, move, duplicate, superseded)
 
 
-def _superseded_already(session: Session, row: Certificate) -> None:
+def _superseded_already(row: Certificate, later: Certificate) -> None:
     """Mark a newly stored certificate superseded when its replacement is already here.
 
     Messages may arrive out of order (a retried original after its
     replacement, a pull batch): the replacement names this number, so the
     certificate is born replaced whatever order the two came in.
     """
-    later = session.scalar(
-        select(Certificate)
-        .where(
-            Certificate.direction == row.direction,
-            Certificate.issuer_country == row.issuer_country,
-            Certificate.replaces == row.number,
-            Certificate.number != row.number,
-        )
-        .order_by(Certificate.id)
-        .limit(1)
-    )
-    if later is None:
-        return
     row.replaced_by = later.number
     current = CertificateStatus(row.status)
     if status_move(current, CertificateStatus.SUPERSEDED) is StatusMove.APPLY:
@@ -141,7 +142,7 @@ def publish(
     certificate: Certificate | None,
     at: datetime,
     **extra: Any,
-) -> FeedEvent:
+) -> None:
     """Add an event to the agencies' feed (polled with ``?after=``, pushed to webhooks).
 
     ``certificate`` is None for an arrival in quarantine, which is no certificate yet.
@@ -151,15 +152,15 @@ def publish(
         "certificate": view(certificate) if certificate else None,
         **extra,
     }
-    event = FeedEvent(
-        country=country,
-        kind=kind,
-        certificate_id=certificate.id if certificate else None,
-        data=rfc8785.dumps(body),
-        created_at=at,
+    session.execute(
+        insert(FeedEvent).values(
+            country=country,
+            kind=kind,
+            certificate_id=certificate.id if certificate else None,
+            data=rfc8785.dumps(body),
+            created_at=at,
+        )
     )
-    session.add(event)
-    return event
 
 
 def view(certificate: Certificate) -> dict[str, Any]:

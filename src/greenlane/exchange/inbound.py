@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -222,12 +222,9 @@ def _store_all(
                         outcomes.append(refused)
                         continue
                     if first:
-                        row = _store(session, ctx, item, now, events)
+                        outcomes.append(_store(session, ctx, item, now, events))
                     else:
-                        row = _stored(session, item.opened)
-                    outcomes.append(
-                        Stored(row.receipt, TrackingState(row.state), row.id, not first)
-                    )
+                        outcomes.append(_stored(session, item.opened))
                 if events:
                     evidence.append(session, events, at=now)
             return outcomes
@@ -239,7 +236,8 @@ def _store_all(
     raise AssertionError("unreachable")
 
 
-def _stored(session: Session, opened: OpenedEnvelope) -> InboxMessage:
+def _stored(session: Session, opened: OpenedEnvelope) -> Stored:
+    """The stored answer to a message received before: its receipt, unchanged."""
     row = session.scalar(
         select(InboxMessage).where(
             InboxMessage.sender_node == opened.envelope.sender_node,
@@ -251,7 +249,7 @@ def _stored(session: Session, opened: OpenedEnvelope) -> InboxMessage:
             f"message {opened.envelope.message_id} was seen but is not in the inbox",
             code="internal",
         )
-    return row
+    return Stored(row.receipt, TrackingState(row.state), row.id, duplicate=True)
 
 
 def _mismatch(what: str, header: str, document: str | None) -> Finding:
@@ -301,7 +299,7 @@ def _store(
     item: Checked,
     now: datetime,
     events: list[evidence.Event],
-) -> InboxMessage:
+) -> Stored:
     opened, data, token = item.opened, item.data, item.token
     envelope = opened.envelope
     readable, findings, facts = item.readable, list(item.findings), item.facts
@@ -337,31 +335,37 @@ def _store(
                     "/",
                 )
             )
-    row = InboxMessage(
-        sender_node=envelope.sender_node,
-        message_id=envelope.message_id,
-        from_country=envelope.from_country,
-        document_type=envelope.document_type,
-        document_status=envelope.document_status,
-        document_number=envelope.document_number,
-        envelope=data,
-        envelope_sha256=opened.message.digest,
-        token=token,
-        document_id=document.id,
-        certificate_id=recorded.certificate.id if recorded else None,
-        state=TrackingState.PENDING_DELIVERY.value,
-        quarantined=quarantined,
-        duplicate_number=bool(recorded and recorded.duplicate_number),
-        receipt=b"",
-        received_at=now,
-    )
-    session.add(row)
-    session.flush()
+    inbox_id = session.execute(
+        insert(InboxMessage)
+        .values(
+            sender_node=envelope.sender_node,
+            message_id=envelope.message_id,
+            from_country=envelope.from_country,
+            document_type=envelope.document_type,
+            document_status=envelope.document_status,
+            document_number=envelope.document_number,
+            envelope=data,
+            envelope_sha256=opened.message.digest,
+            token=token,
+            document_id=document.id,
+            certificate_id=recorded.certificate.id if recorded else None,
+            state=TrackingState.PENDING_DELIVERY.value,
+            quarantined=quarantined,
+            duplicate_number=bool(recorded and recorded.duplicate_number),
+            receipt=b"",
+            received_at=now,
+        )
+        .returning(InboxMessage.id)
+    ).scalar_one()
     receipt = receipt_for(
-        opened, findings=findings, readable=readable, received_at=now, delivery_number=row.id
+        opened, findings=findings, readable=readable, received_at=now, delivery_number=inbox_id
     )
-    row.receipt = encode_receipt(receipt)
-    row.state = receipt.tracking.value
+    stored = Stored(encode_receipt(receipt), receipt.tracking, inbox_id, duplicate=False)
+    session.execute(
+        update(InboxMessage)
+        .where(InboxMessage.id == inbox_id)
+        .values(receipt=stored.receipt, state=stored.tracking.value)
+    )
     events.extend(
         [
             evidence.Event(
@@ -375,7 +379,7 @@ def _store(
                     "document_type": envelope.document_type,
                     "status": envelope.document_status,
                     "number": envelope.document_number,
-                    "delivery_number": row.id,
+                    "delivery_number": inbox_id,
                 },
             ),
             evidence.Event(
@@ -383,7 +387,7 @@ def _store(
                 envelope.message_id,
                 {
                     "direction": "issued",
-                    "receipt_sha256": hashlib.sha256(row.receipt).hexdigest(),
+                    "receipt_sha256": hashlib.sha256(stored.receipt).hexdigest(),
                     "tracking": receipt.tracking.value,
                 },
             ),
@@ -395,10 +399,9 @@ def _store(
         "certificate.quarantined" if recorded is None else "certificate.received",
         recorded.certificate if recorded else None,
         now,
-        inbox_id=row.id,
+        inbox_id=inbox_id,
         tracking=receipt.tracking.value,
         status=envelope.document_status,
         number=envelope.document_number,
     )
-    session.flush()
-    return row
+    return stored

@@ -9,10 +9,12 @@ here commits.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -96,7 +98,9 @@ class _Writers:
     IMMEDIATE as before, which then fails as before if the lock is still taken.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, database: str) -> None:
+        self._lock_path = database + ".writer-lock"
+        self._lock_file: Any = None
         self._mutex = threading.Lock()
         self._queue: deque[threading.Lock] = deque()
         self._taken = False
@@ -111,6 +115,7 @@ class _Writers:
             if not self._taken:
                 self._taken = True
                 self._holder, self._thread = dbapi_connection, me
+                self._between_processes(fcntl.LOCK_EX)
                 return
             waiter = threading.Lock()
             waiter.acquire()
@@ -123,6 +128,20 @@ class _Writers:
                     return  # gave up waiting: BEGIN IMMEDIATE on SQLite's busy handler
                 # handed over just as the wait ran out: the turn is ours
         self._holder, self._thread = dbapi_connection, me
+        self._between_processes(fcntl.LOCK_EX)
+
+    def _between_processes(self, operation: int) -> None:
+        """Take or give back this process's turn among processes (``greenlane serve
+        --workers N``, a CLI command beside a node): a file lock, whose waiter the
+        kernel wakes the moment it is released, where SQLite's busy handler would
+        sleep up to 100 ms between tries. Only the thread holding this process's
+        turn calls it, so one descriptor per process is enough."""
+        try:
+            if self._lock_file is None:
+                self._lock_file = Path(self._lock_path).open("a+b")  # noqa: SIM115
+            fcntl.flock(self._lock_file, operation)
+        except OSError:  # a read-only folder: SQLite's own locking still holds
+            pass
 
     def settle(self, dbapi_connection: Any) -> None:
         """Hand the turn on if ``dbapi_connection`` holds it and its transaction is over."""
@@ -136,6 +155,7 @@ class _Writers:
             return
         with self._mutex:
             self._holder = self._thread = None
+            self._between_processes(fcntl.LOCK_UN)
             if self._queue:
                 self._queue.popleft().release()  # the next in line holds it now
             else:
@@ -149,7 +169,10 @@ _writers: dict[str, _Writers] = {}
 def _writers_of(database: str) -> _Writers:
     """One turn per database file in this process, whichever engines open it."""
     with _writers_lock:
-        return _writers.setdefault(os.path.realpath(database), _Writers())
+        path = os.path.realpath(database)
+        if path not in _writers:
+            _writers[path] = _Writers(path)
+        return _writers[path]
 
 
 def _settle_after(engine: Engine, writers: _Writers) -> None:

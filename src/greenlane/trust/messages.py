@@ -39,6 +39,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 from joserfc.registry import HeaderParameter
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from greenlane.store.models import SeenMessage
@@ -213,10 +214,13 @@ def record_message(session: Session, message: VerifiedMessage, *, recorded_at: d
     A retry carries the same id and bytes with a later attempt time. The same
     attempt again is a replay; the same id with other bytes is refused.
     """
-    seen = session.get(SeenMessage, (message.sender, message.message_id))
+    key = (SeenMessage.sender == message.sender) & (SeenMessage.message_id == message.message_id)
+    seen = session.execute(
+        select(SeenMessage.digest, SeenMessage.last_attempt_at).where(key)
+    ).first()
     if seen is None:
-        session.add(
-            SeenMessage(
+        session.execute(
+            insert(SeenMessage).values(
                 sender=message.sender,
                 message_id=message.message_id,
                 digest=message.digest,
@@ -224,20 +228,19 @@ def record_message(session: Session, message: VerifiedMessage, *, recorded_at: d
                 last_attempt_at=message.attempt_at,
             )
         )
-        session.flush()
         return True
-    if seen.digest != message.digest:
+    digest, last_attempt_at = seen
+    if digest != message.digest:
         raise TrustError(
             f"message id {message.message_id!r} from {message.sender} was used before "
             "for other content",
             code="message.id-reused",
         )
-    if message.attempt_at <= seen.last_attempt_at:
+    if message.attempt_at <= last_attempt_at:
         raise TrustError(
             f"attempt {_time(message.attempt_at)} of message {message.message_id!r} "
             "was already received (a replay)",
             code="message.replayed",
         )
-    seen.last_attempt_at = message.attempt_at
-    session.flush()
+    session.execute(update(SeenMessage).where(key).values(last_attempt_at=message.attempt_at))
     return False
