@@ -559,24 +559,45 @@ class Arrivals:
         self.concurrent: list[str] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        pushed = (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] == f"{API}/envelopes"
-        )
-        if not pushed:
+        path = scope.get("path") if scope["type"] == "http" else None
+        if scope.get("method") != "POST" or path not in (
+            f"{API}/envelopes",
+            f"{API}/envelopes/batch",
+        ):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        message_id = signed_message_id(headers.get(SIGNATURE_HEADER.lower(), ""))
-        self.counts[message_id] += 1  # one event loop: no lock needed
-        if self.active[message_id]:
-            self.concurrent.append(message_id)
-        self.active[message_id] += 1
+        if path == f"{API}/envelopes":
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            message_ids = [signed_message_id(headers.get(SIGNATURE_HEADER.lower(), ""))]
+        else:  # a batch: read the body to see which envelopes it carries, then replay it
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            entries = json.loads(body)["Envelopes"]
+            message_ids = [signed_message_id(e["Signature"]) for e in entries]
+            replayed = False
+
+            async def receive() -> dict[str, Any]:
+                nonlocal replayed
+                if replayed:
+                    return {"type": "http.disconnect"}
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+        for message_id in message_ids:
+            self.counts[message_id] += 1  # one event loop: no lock needed
+            if self.active[message_id]:
+                self.concurrent.append(message_id)
+            self.active[message_id] += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active[message_id] -= 1
+            for message_id in message_ids:
+                self.active[message_id] -= 1
 
 
 def signed_message_id(token: str) -> str:
