@@ -128,7 +128,7 @@ def _arrival(row: InboxMessage) -> dict[str, Any]:
     }
 
 
-def _idempotent(
+def idempotent(
     ctx: NodeContext,
     agency_id: str,
     key: str | None,
@@ -172,7 +172,7 @@ def _idempotent(
     raise AssertionError("unreachable")
 
 
-def _digest(*parts: bytes | str) -> str:
+def request_digest(*parts: bytes | str) -> str:
     sha = hashlib.sha256()
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
@@ -237,7 +237,9 @@ async def submit_certificate(
         issued = outbound.submit(session, ctx, agency=agency_id, raw=raw)
         return (201 if issued.message else 200), certificate_body(session, issued.certificate)
 
-    return await run_in_threadpool(_idempotent, ctx, agency_id, key, _digest("submit", raw), run)
+    return await run_in_threadpool(
+        idempotent, ctx, agency_id, key, request_digest("submit", raw), run
+    )
 
 
 class Withdrawal(BaseModel):
@@ -266,8 +268,8 @@ async def withdraw_certificate(
         )
         return 200, certificate_body(session, issued.certificate)
 
-    digest = _digest("withdraw", str(certificate_id), withdrawal.reason)
-    return await run_in_threadpool(_idempotent, ctx, agency_id, key, digest, run)
+    digest = request_digest("withdraw", str(certificate_id), withdrawal.reason)
+    return await run_in_threadpool(idempotent, ctx, agency_id, key, digest, run)
 
 
 @router.post(
@@ -307,8 +309,8 @@ async def replace_certificate(
             body["superseded"] = certificates.view(issued.superseded)
         return 201, body
 
-    digest = _digest("replace", str(certificate_id), replacement.reason, raw)
-    return await run_in_threadpool(_idempotent, ctx, agency_id, key, digest, run)
+    digest = request_digest("replace", str(certificate_id), replacement.reason, raw)
+    return await run_in_threadpool(idempotent, ctx, agency_id, key, digest, run)
 
 
 def _get_visible(session: Session, agency_id: str, certificate_id: int) -> Certificate:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from greenlane.api.agency import Agency, IdempotencyKeyHeader, _digest, _idempotent
+from greenlane.api.agency import Agency, IdempotencyKeyHeader, idempotent, request_digest
 from greenlane.api.node import Ctx
 from greenlane.exchange import webhooks
 
@@ -53,8 +53,8 @@ async def subscribe(
         row = webhooks.subscribe(session, ctx, agency_id, url, subscription.after)
         return 201, {**webhooks.view(row), "secret": row.secret}
 
-    digest = _digest("subscribe", url, str(subscription.after))
-    return await run_in_threadpool(_idempotent, ctx, agency_id, key, digest, run)
+    digest = request_digest("subscribe", url, str(subscription.after))
+    return await run_in_threadpool(idempotent, ctx, agency_id, key, digest, run)
 
 
 @router.get("/subscriptions", summary="This agency's webhooks (without their secrets)")
