@@ -169,7 +169,7 @@ def load_settings(**overrides: Any) -> Settings:
                 code = "config.unsafe-in-production"
                 lines.append(error["msg"])
             elif error["type"] == "lease_too_short":
-                lines.append(f"GREENLANE_{error['msg'].upper().split(' (')[0]}: {error['msg']}")
+                lines.append(f"GREENLANE_DELIVERY_LEASE_SECONDS: {error['msg']}")
             elif error["type"] == "extra_forbidden":
                 lines.append(f"unknown setting {where!r}")
             else:

@@ -1,10 +1,12 @@
-"""The two-country corridor file of the demo, written where a test wants it."""
+"""The az-ru example corridor file, written where a test wants it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from greenlane.cli.demo_trust import CORRIDOR
+from greenlane.corridor.scaffold import corridor_text
+
+CORRIDOR = corridor_text()
 
 
 def write_corridor(directory: Path, text: str = CORRIDOR) -> Path:

@@ -102,6 +102,15 @@ def node_settings(node_dir: Path, **overrides: Any) -> Settings:
     return load_settings(**{**values, **overrides})
 
 
+def corridor_text(
+    *, ports: tuple[int, int] = (8401, 8402), delivery: tuple[Mode, Mode] = ("push", "push")
+) -> str:
+    """The az-ru example's corridor file, for nodes on these loopback ports."""
+    return _AZ_RU.format(
+        az_port=ports[0], ru_port=ports[1], az_delivery=delivery[0], ru_delivery=delivery[1]
+    )
+
+
 def _settings_text(node_dir: Path, corridor_file: Path, node: str, passphrase: str | None) -> str:
     lines = [
         f"# Settings of node {node} (GREENLANE_SETTINGS_FILE); see docs/configuration.md.",
@@ -143,12 +152,7 @@ def write_example(
     now = now or datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True)
     corridor_file = directory / "corridor.toml"
-    corridor_file.write_text(
-        _AZ_RU.format(
-            az_port=ports[0], ru_port=ports[1], az_delivery=delivery[0], ru_delivery=delivery[1]
-        ),
-        encoding="utf-8",
-    )
+    corridor_file.write_text(corridor_text(ports=ports, delivery=delivery), encoding="utf-8")
     corridor = load_corridor(corridor_file)
     (directory / "pki").mkdir()
     nodes = {

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import threading
 from typing import Any
 
 import httpx
@@ -101,16 +100,12 @@ def exchange_once(ctx: NodeContext, client: httpx.Client) -> int:
     for node in ctx.partner_nodes():
         endpoint = node.endpoint.rstrip("/")
         target = f"{peers.API}/checkpoints/{ctx.node_id}/latest"
-        with ctx.reads() as session:
-            signer = ctx.signer(session, ctx.node_id)
-        response = client.get(
-            endpoint + target,
-            headers={peers.SIGNATURE_HEADER: peers.sign_request(ctx, signer, "GET", target)},
-        )
+        response = peers.signed_get(ctx, client, endpoint, target)
         response.raise_for_status()
         kept = int(response.json()["size"])
         with ctx.reads() as session:
             proof = evidence.consistency_proof(session, kept, size) if 0 < kept < size else []
+            signer = ctx.signer(session, ctx.node_id)
         request = rfc8785.dumps(
             {
                 "body": _b64(body),
@@ -144,33 +139,21 @@ def exchange_once(ctx: NodeContext, client: httpx.Client) -> int:
     return done
 
 
-class CheckpointExchange:
+class CheckpointExchange(peers.PeerLoop):
     """The loop that keeps both logs signed by both nodes."""
 
+    name = "greenlane-checkpoint"
+
     def __init__(self, ctx: NodeContext, *, interval: float | None = None) -> None:
-        self.ctx = ctx
-        self.interval = interval or ctx.settings.checkpoint_seconds
-        self.stopping = threading.Event()
-        self._client = peers.client(ctx)
-        self._thread = threading.Thread(target=self._run, name="greenlane-checkpoint", daemon=True)
+        super().__init__(ctx, interval or ctx.settings.checkpoint_seconds)
 
-    def start(self) -> CheckpointExchange:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        self._client.close()
-
-    def _run(self) -> None:
-        while not self.stopping.wait(self.interval):
-            try:
-                exchange_once(self.ctx, self._client)
-            except httpx.TransportError as exc:
-                log.info("checkpoint exchange: partner not reachable (%s)", exc)
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                log.warning("checkpoint exchange failed: %s", exc)
-            except GreenlaneError as exc:
-                log.error("checkpoint exchange refused: %s: %s", exc.code, exc)
+    def run_once(self) -> bool:
+        try:
+            exchange_once(self.ctx, self._client)
+        except httpx.TransportError as exc:
+            log.info("checkpoint exchange: partner not reachable (%s)", exc)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("checkpoint exchange failed: %s", exc)
+        except GreenlaneError as exc:
+            log.error("checkpoint exchange refused: %s: %s", exc.code, exc)
+        return False

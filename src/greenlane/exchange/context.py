@@ -131,9 +131,7 @@ def build_context(
         session_factory,
     )
 
-    if corridor.country_of(node_id) is None or not any(
-        n.id == node_id for c in corridor.countries.values() for n in c.nodes
-    ):
+    if not any(n.id == node_id for c in corridor.countries.values() for n in c.nodes):
         raise ConfigurationError(
             f"{node_id!r} is not a node of corridor {corridor.id}", code="config.no-node"
         )

@@ -22,10 +22,10 @@ import binascii
 import logging
 import random
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import func, or_, select, update
@@ -96,42 +96,86 @@ class Outcome:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    outbox_id: int
+    envelope: bytes
+    token: str
+
+
+def _prepare(ctx: NodeContext, outbox_ids: list[int]) -> tuple[list[Outcome], list[_Attempt], str]:
+    """Sign this attempt of each envelope still pending (all for one node).
+
+    Returns the outcomes of those no longer pending, the attempts, and the
+    receiving node's endpoint.
+    """
+    done: list[Outcome] = []
+    attempts: list[_Attempt] = []
+    receivers: set[str] = set()
+    with ctx.reads() as session:
+        signer = ctx.signer(session, ctx.node_id)
+        for outbox_id in outbox_ids:
+            row = session.get(OutboxMessage, outbox_id)
+            if row is None:
+                raise GreenlaneError(f"no outbox message {outbox_id}", code="delivery.not-found")
+            if row.state != PENDING:
+                done.append(Outcome(row.message_id, TrackingState(row.state)))
+                continue
+            receivers.add(row.receiver_node)
+            token = sign_message(
+                signer,
+                sender=ctx.node_id,
+                message_id=row.message_id,
+                body=row.envelope,
+                attempt_at=ctx.clock(),
+            )
+            attempts.append(_Attempt(outbox_id, row.envelope, token))
+    if len(receivers) > 1:
+        raise ValueError("one push request goes to one node")
+    endpoint = ctx.peer(receivers.pop()).endpoint.rstrip("/") if receivers else ""
+    ctx.metrics.attempts.labels("push").inc(len(attempts))
+    return done, attempts, endpoint
+
+
+def _post(client: httpx.Client, url: str, **request: object) -> httpx.Response | str:
+    """The answer to a push request, or why there is none (what a failed attempt records)."""
+    try:
+        response = client.post(url, **request)  # type: ignore[arg-type]
+    except httpx.HTTPError as exc:
+        return f"transport: {type(exc).__name__}: {exc}"
+    except GreenlaneError as exc:  # with TLS: the server is not the node it must be
+        return f"transport: {exc.code}: {exc}"
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}: {_error_code(response)}"
+    return response
+
+
+def _receipted(ctx: NodeContext, receipts: list[tuple[int, bytes, str]]) -> list[Outcome]:
+    """Record the receipts that verify; a receipt refused is a failed attempt."""
+    return [
+        failed(ctx, outbox_id, f"receipt refused: {result.code}: {result}")
+        if isinstance(result, GreenlaneError)
+        else result
+        for (outbox_id, _, _), result in zip(receipts, accept_receipts(ctx, receipts), strict=True)
+    ]
+
+
 def send(ctx: NodeContext, client: httpx.Client, outbox_id: int) -> Outcome:
     """One push attempt of a claimed envelope, signed afresh; records what came of it."""
-    with ctx.reads() as session:
-        row = session.get(OutboxMessage, outbox_id)
-        if row is None:
-            raise GreenlaneError(f"no outbox message {outbox_id}", code="delivery.not-found")
-        if row.state != PENDING:
-            return Outcome(row.message_id, TrackingState(row.state))
-        signer = ctx.signer(session, ctx.node_id)
-        envelope, message_id = row.envelope, row.message_id
-        endpoint = ctx.peer(row.receiver_node).endpoint.rstrip("/")
-    ctx.metrics.attempts.labels("push").inc()
-    token = sign_message(
-        signer, sender=ctx.node_id, message_id=message_id, body=envelope, attempt_at=ctx.clock()
+    done, attempts, endpoint = _prepare(ctx, [outbox_id])
+    if done:
+        return done[0]
+    (attempt,) = attempts
+    response = _post(
+        client,
+        f"{endpoint}{peers.API}/envelopes",
+        content=attempt.envelope,
+        headers={peers.SIGNATURE_HEADER: attempt.token, "Content-Type": peers.ENVELOPE_MEDIA_TYPE},
     )
-    try:
-        response = client.post(
-            f"{endpoint}{peers.API}/envelopes",
-            content=envelope,
-            headers={
-                peers.SIGNATURE_HEADER: token,
-                "Content-Type": peers.ENVELOPE_MEDIA_TYPE,
-            },
-        )
-    except httpx.HTTPError as exc:
-        return failed(ctx, outbox_id, f"transport: {type(exc).__name__}: {exc}")
-    except GreenlaneError as exc:  # with TLS: the server is not the node it must be
-        return failed(ctx, outbox_id, f"transport: {exc.code}: {exc}")
-    if response.status_code != 200:
-        return failed(ctx, outbox_id, f"HTTP {response.status_code}: {_error_code(response)}")
-    try:
-        return accept_receipt(
-            ctx, outbox_id, response.content, response.headers.get(peers.SIGNATURE_HEADER, "")
-        )
-    except GreenlaneError as exc:
-        return failed(ctx, outbox_id, f"receipt refused: {exc.code}: {exc}")
+    if isinstance(response, str):
+        return failed(ctx, outbox_id, response)
+    token = response.headers.get(peers.SIGNATURE_HEADER, "")
+    return _receipted(ctx, [(outbox_id, response.content, token)])[0]
 
 
 def _error_code(response: httpx.Response) -> str:
@@ -260,75 +304,39 @@ def send_batch(ctx: NodeContext, client: httpx.Client, outbox_ids: list[int]) ->
     """
     if len(outbox_ids) == 1:
         return [send(ctx, client, outbox_ids[0])]
-    pending: list[tuple[int, str]] = []
-    entries: list[dict[str, str]] = []
-    done: list[Outcome] = []
-    receivers: set[str] = set()
-    with ctx.reads() as session:
-        signer = ctx.signer(session, ctx.node_id)
-        for outbox_id in outbox_ids:
-            row = session.get(OutboxMessage, outbox_id)
-            if row is None:
-                continue
-            if row.state != PENDING:
-                done.append(Outcome(row.message_id, TrackingState(row.state)))
-                continue
-            receivers.add(row.receiver_node)
-            token = sign_message(
-                signer,
-                sender=ctx.node_id,
-                message_id=row.message_id,
-                body=row.envelope,
-                attempt_at=ctx.clock(),
-            )
-            pending.append((outbox_id, row.message_id))
-            entries.append(
-                {"Envelope": base64.b64encode(row.envelope).decode("ascii"), "Signature": token}
-            )
-    if not pending:
+    done, attempts, endpoint = _prepare(ctx, outbox_ids)
+    if not attempts:
         return done
-    if len(receivers) != 1:
-        raise ValueError("a batch goes to one node")
-    endpoint = ctx.peer(receivers.pop()).endpoint.rstrip("/")
-    ctx.metrics.attempts.labels("push").inc(len(pending))
-    try:
-        response = client.post(
-            f"{endpoint}{peers.API}/envelopes/batch", json={"Envelopes": entries}
-        )
-    except httpx.HTTPError as exc:
-        return done + [
-            failed(ctx, i, f"transport: {type(exc).__name__}: {exc}") for i, _ in pending
-        ]
-    except GreenlaneError as exc:
-        return done + [failed(ctx, i, f"transport: {exc.code}: {exc}") for i, _ in pending]
-    try:
-        answers = response.json()["Results"] if response.status_code == 200 else None
-        if answers is not None and len(answers) != len(pending):
-            answers = None
-    except (ValueError, KeyError, TypeError):
-        answers = None
-    if answers is None:
-        error = f"HTTP {response.status_code}: {_error_code(response)}"
-        return done + [failed(ctx, i, error) for i, _ in pending]
+    entries = [
+        {"Envelope": base64.b64encode(a.envelope).decode("ascii"), "Signature": a.token}
+        for a in attempts
+    ]
+    response = _post(client, f"{endpoint}{peers.API}/envelopes/batch", json={"Envelopes": entries})
+    answers = _batch_answers(response, len(attempts))
+    if isinstance(answers, str):
+        return done + [failed(ctx, a.outbox_id, answers) for a in attempts]
     receipts: list[tuple[int, bytes, str]] = []
-    for (outbox_id, _), answer in zip(pending, answers, strict=True):
+    for attempt, answer in zip(attempts, answers, strict=True):
         try:
-            receipts.append(
-                (
-                    outbox_id,
-                    base64.b64decode(answer["Receipt"], validate=True),
-                    str(answer["Signature"]),
-                )
-            )
+            receipt = base64.b64decode(answer["Receipt"], validate=True)
+            receipts.append((attempt.outbox_id, receipt, str(answer["Signature"])))
         except (KeyError, TypeError, ValueError, binascii.Error):
             code = answer.get("Error", {}).get("code") if isinstance(answer, dict) else None
-            done.append(failed(ctx, outbox_id, f"refused: {code or 'malformed answer'}"))
-    for (outbox_id, _, _), result in zip(receipts, accept_receipts(ctx, receipts), strict=True):
-        if isinstance(result, GreenlaneError):
-            done.append(failed(ctx, outbox_id, f"receipt refused: {result.code}: {result}"))
-        else:
-            done.append(result)
-    return done
+            done.append(failed(ctx, attempt.outbox_id, f"refused: {code or 'malformed answer'}"))
+    return done + _receipted(ctx, receipts)
+
+
+def _batch_answers(response: httpx.Response | str, count: int) -> list[Any] | str:
+    """The per-envelope answers of a batch request, or why there are none."""
+    if isinstance(response, str):
+        return response
+    try:
+        answers = response.json()["Results"]
+    except (ValueError, KeyError, TypeError):
+        answers = None
+    if not isinstance(answers, list) or len(answers) != count:
+        return "malformed batch answer"
+    return answers
 
 
 def failed(ctx: NodeContext, outbox_id: int, error: str) -> Outcome:
@@ -525,8 +533,3 @@ class Worker:
         if due is None:
             return self.idle
         return max(0.0, min(self.idle, (due - self.ctx.clock()).total_seconds()))
-
-
-def deliver_all(ctx: NodeContext, ids: Iterable[int], client: httpx.Client) -> list[Outcome]:
-    """Send the given claimed envelopes one after another (tests and the CLI)."""
-    return [send(ctx, client, outbox_id) for outbox_id in ids]

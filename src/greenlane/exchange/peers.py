@@ -10,16 +10,19 @@ the TLS client certificate must name the same node.
 
 from __future__ import annotations
 
+import logging
+import ssl
+import threading
 import uuid
-from typing import Final
+from typing import Final, Self
 
 import httpx
+from cryptography import x509
 from sqlalchemy.orm import Session
 
 from greenlane.api import tls
 from greenlane.errors import GreenlaneError
 from greenlane.exchange.context import NodeContext
-from greenlane.trust import registry
 from greenlane.trust.messages import VerifiedMessage, sign_message, verify_message
 from greenlane.trust.registry import DatabaseKeys
 from greenlane.trust.signers import Signer
@@ -69,6 +72,59 @@ def verify_request(
     return verify_body(ctx, session, token, request_body(method, target))
 
 
+def signed_get(
+    ctx: NodeContext, client: httpx.Client, endpoint: str, target: str
+) -> httpx.Response:
+    """GET ``target`` from a partner node's ``endpoint``, signed as this node."""
+    with ctx.reads() as session:
+        signer = ctx.signer(session, ctx.node_id)
+    token = sign_request(ctx, signer, "GET", target)
+    return client.get(endpoint + target, headers={SIGNATURE_HEADER: token})
+
+
+class PeerLoop:
+    """A background thread that works with the partner nodes every ``interval`` seconds.
+
+    Subclasses say what one round is (:meth:`run_once`, which handles the
+    errors it expects); a round that reports more work waiting starts the
+    next at once. An unexpected error is logged and the loop goes on.
+    """
+
+    name = "greenlane-peers"
+
+    def __init__(self, ctx: NodeContext, interval: float) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self.stopping = threading.Event()
+        self._client = client(ctx)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop if it was started (one used only for single rounds is just closed)."""
+        self.stopping.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        self._client.close()
+
+    def run_once(self) -> bool:
+        """One round; True when more work is already waiting."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                more = self.run_once()
+            except Exception:
+                logging.getLogger("greenlane.peers").exception("%s: round failed", self.name)
+                more = False
+            if not more:
+                self.stopping.wait(self.interval)
+
+
 def client(ctx: NodeContext) -> httpx.Client:
     """The client the worker and the poller use; mutual TLS with the corridor PKI when on.
 
@@ -76,22 +132,17 @@ def client(ctx: NodeContext) -> httpx.Client:
     called for: checked per request by the transport, against the URL's node.
     """
     timeout = httpx.Timeout(ctx.settings.delivery_timeout_seconds)
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
     if not ctx.settings.tls_enabled:
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         return httpx.Client(timeout=timeout, limits=limits, trust_env=False)
-    context = tls_client_context(ctx)
-    return httpx.Client(
-        timeout=timeout,
-        trust_env=False,
-        transport=_PerNodeTransport(ctx, context, limits),
-    )
+    from greenlane.exchange.tls_files import node_tls_files, roots_by_country
 
-
-def tls_client_context(ctx: NodeContext):  # type: ignore[no-untyped-def]
-    from greenlane.exchange.tls_files import corridor_roots, node_tls_files
-
+    roots = roots_by_country(ctx)
     cert, key, password = node_tls_files(ctx)
-    return tls.client_ssl_context(cert, key, password, corridor_roots(ctx))
+    context = tls.client_ssl_context(cert, key, password, list(roots.values()))
+    return httpx.Client(
+        timeout=timeout, trust_env=False, transport=_PerNodeTransport(ctx, context, roots)
+    )
 
 
 class _PerNodeTransport(httpx.BaseTransport):
@@ -101,21 +152,16 @@ class _PerNodeTransport(httpx.BaseTransport):
     country's root: any corridor root passes the chain check.
     """
 
-    def __init__(self, ctx: NodeContext, context: object, limits: httpx.Limits) -> None:
+    def __init__(
+        self, ctx: NodeContext, context: ssl.SSLContext, roots: dict[str, x509.Certificate]
+    ) -> None:
         self._by_origin: dict[str, httpx.BaseTransport] = {}
-        with ctx.reads() as session:
-            roots = {
-                code: registry.root_certificate(session, code) for code in ctx.corridor.countries
-            }
         for node in ctx.partner_nodes():
             origin = httpx.URL(node.endpoint)
-            key = f"{origin.scheme}://{origin.host}:{origin.port}"
             country = ctx.node_country(node.id)
             assert country is not None  # a partner node is a node of the corridor
-            self._by_origin[key] = tls.NodeIdentityTransport(
-                node.id,
-                context,  # type: ignore[arg-type]
-                issued_by=roots[country],
+            self._by_origin[f"{origin.scheme}://{origin.host}:{origin.port}"] = (
+                tls.NodeIdentityTransport(node.id, context, issued_by=roots[country])
             )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

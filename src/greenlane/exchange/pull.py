@@ -12,7 +12,6 @@ warnings, failed as not readable) are the receipt's tracking state.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +28,8 @@ from greenlane.trust.messages import sign_message
 log = logging.getLogger("greenlane.pull")
 
 MAX_LIST = 500
+LIST_LIMIT = 100
+"""Envelopes a poller asks for per partner and round; a full list means ask again at once."""
 
 
 # -- the sending node's side ----------------------------------------------------------------
@@ -104,32 +105,19 @@ class Pulled:
     error: str | None = None
 
 
-class Poller:
+class Poller(peers.PeerLoop):
     """Fetches what partner nodes hold for us, receives it, and posts the receipts back."""
 
+    name = "greenlane-pull"
+
     def __init__(self, ctx: NodeContext, *, interval: float | None = None) -> None:
-        self.ctx = ctx
-        self.interval = interval or ctx.settings.pull_interval_seconds
-        self.stopping = threading.Event()
-        self._client = peers.client(ctx)
-        self._thread = threading.Thread(target=self._run, name="greenlane-pull", daemon=True)
+        super().__init__(ctx, interval or ctx.settings.pull_interval_seconds)
 
-    def start(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop if it was started (a poller used only for poll_once is just closed)."""
-        self.stopping.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        self._client.close()
+    def run_once(self) -> bool:
+        return len(self.poll_once()) >= LIST_LIMIT
 
     def _signed_get(self, endpoint: str, target: str) -> httpx.Response:
-        with self.ctx.reads() as session:
-            signer = self.ctx.signer(session, self.ctx.node_id)
-        token = peers.sign_request(self.ctx, signer, "GET", target)
-        return self._client.get(endpoint + target, headers={peers.SIGNATURE_HEADER: token})
+        return peers.signed_get(self.ctx, self._client, endpoint, target)
 
     def poll_once(self) -> list[Pulled]:
         """One round over every partner node; returns what came of each envelope."""
@@ -137,7 +125,7 @@ class Poller:
         for node in self.ctx.partner_nodes():
             endpoint = node.endpoint.rstrip("/")
             try:
-                listing = self._signed_get(endpoint, f"{peers.API}/envelopes?limit=100")
+                listing = self._signed_get(endpoint, f"{peers.API}/envelopes?limit={LIST_LIMIT}")
                 listing.raise_for_status()
                 items = listing.json()["envelopes"]
             except (httpx.HTTPError, GreenlaneError, ValueError, KeyError, TypeError) as exc:
@@ -173,13 +161,3 @@ class Poller:
         except (httpx.HTTPError, GreenlaneError) as exc:  # stored; the receipt goes next fetch
             return Pulled(message_id, answer.tracking, f"receipt: {exc}")
         return Pulled(message_id, answer.tracking)
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                pulled = self.poll_once()
-            except Exception:
-                log.exception("pull loop error")
-                pulled = []
-            if len(pulled) < 100:
-                self.stopping.wait(self.interval)

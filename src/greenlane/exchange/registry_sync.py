@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import threading
 
 import httpx
 
@@ -36,10 +35,9 @@ def sync_partner(ctx: NodeContext, client: httpx.Client, node_id: str) -> int:
         with ctx.reads() as session:
             row = session.get(Country, country)
             after = row.registry_sequence if row else 0
-            signer = ctx.signer(session, ctx.node_id)
-        target = f"{peers.API}/registry/{country}?after={after}"
-        token = peers.sign_request(ctx, signer, "GET", target)
-        response = client.get(endpoint + target, headers={peers.SIGNATURE_HEADER: token})
+        response = peers.signed_get(
+            ctx, client, endpoint, f"{peers.API}/registry/{country}?after={after}"
+        )
         response.raise_for_status()
         updates = response.json().get("updates", [])
         if not updates:
@@ -62,24 +60,17 @@ def sync_partner(ctx: NodeContext, client: httpx.Client, node_id: str) -> int:
     return applied
 
 
-class RegistrySync:
+class RegistrySync(peers.PeerLoop):
     """A loop that keeps partner keys current (every ``interval`` seconds)."""
 
+    name = "greenlane-registry"
+
     def __init__(self, ctx: NodeContext, *, interval: float | None = None) -> None:
-        self.ctx = ctx
-        self.interval = interval or ctx.settings.registry_sync_seconds
-        self.stopping = threading.Event()
-        self._client = peers.client(ctx)
-        self._thread = threading.Thread(target=self._run, name="greenlane-registry", daemon=True)
+        super().__init__(ctx, interval or ctx.settings.registry_sync_seconds)
 
-    def start(self) -> RegistrySync:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        self._thread.join(timeout)
-        self._client.close()
+    def run_once(self) -> bool:
+        self.sync_once()
+        return False
 
     def sync_once(self) -> int:
         total = 0
@@ -93,8 +84,3 @@ class RegistrySync:
             except GreenlaneError as exc:
                 log.error("registry update from %s refused: %s: %s", node.id, exc.code, exc)
         return total
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            self.sync_once()
-            self.stopping.wait(self.interval)

@@ -35,7 +35,12 @@ def node_tls_files(ctx: NodeContext) -> tuple[Path, Path, str | None]:
     return cert_file, key_file, passphrase.get_secret_value() if passphrase else None
 
 
-def corridor_roots(ctx: NodeContext) -> list[x509.Certificate]:
-    """The root CA certificates of every corridor country: the only TLS trust anchors."""
+def roots_by_country(ctx: NodeContext) -> dict[str, x509.Certificate]:
+    """Each corridor country's root CA certificate: the only TLS trust anchors."""
     with ctx.reads() as session:
-        return [registry.root_certificate(session, country) for country in ctx.corridor.countries]
+        return {code: registry.root_certificate(session, code) for code in ctx.corridor.countries}
+
+
+def corridor_roots(ctx: NodeContext) -> list[x509.Certificate]:
+    """The root CA certificates of every corridor country, as the SSL contexts take them."""
+    return list(roots_by_country(ctx).values())

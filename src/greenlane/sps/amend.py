@@ -54,7 +54,6 @@ class CertificateFacts:
     import_country: str | None
     replaces: str | None
     """The ADRPN note: the number of the certificate this one replaces."""
-    replacement_reason: str | None
     signed: bool
     """The root carries an enveloped ds:Signature."""
 
@@ -113,7 +112,6 @@ def facts(root: etree._Element) -> CertificateFacts:
             _child(_child(consignment, f"{{{RAM}}}ImportSPSCountry"), f"{{{RAM}}}ID")
         ),
         replaces=notes.get("ADRPN"),
-        replacement_reason=notes.get("ADRPR"),
         signed=any(e.tag == _SIGNATURE for e in root),
     )
 

@@ -178,22 +178,6 @@ def _node(row: Node) -> Participant:
 # --- keys ------------------------------------------------------------------------------------
 
 
-def registered(row: StoredKey, roles: frozenset[Role] = frozenset()) -> RegisteredKey:
-    return RegisteredKey(
-        key_id=row.key_id,
-        country=row.country,
-        owner=row.owner_id,
-        owner_kind=OwnerKind(row.owner_kind),
-        roles=roles,
-        certificate=x509.load_pem_x509_certificate(row.certificate.encode("ascii")),
-        state=KeyState(row.state),
-        published_at=row.published_at,
-        activated_at=row.activated_at,
-        retired_at=row.retired_at,
-        revoked_at=row.revoked_at,
-    )
-
-
 _KEY_QUERY = (
     select(
         StoredKey.key_id,
