@@ -28,7 +28,6 @@ from greenlane.api.node import Ctx
 from greenlane.errors import GreenlaneError
 from greenlane.exchange import agencies, certificates, feed, outbound
 from greenlane.exchange.context import NodeContext
-from greenlane.exchange.inbound import VETERINARY_TYPES
 from greenlane.store.models import (
     Certificate,
     IdempotencyKey,
@@ -36,7 +35,6 @@ from greenlane.store.models import (
     OutboxMessage,
     StoredDocument,
 )
-from greenlane.trust.keys import Role
 
 router = APIRouter(prefix="/api/v1", tags=["agency"])
 
@@ -68,10 +66,6 @@ IdempotencyKeyHeader = Annotated[
         "first answer and changes nothing.",
     ),
 ]
-
-
-_roles = feed.roles
-_visible = feed.may_see
 
 
 def _messages(session: Session, certificate_id: int) -> list[dict[str, Any]]:
@@ -315,7 +309,7 @@ async def replace_certificate(
 
 def _get_visible(session: Session, agency_id: str, certificate_id: int) -> Certificate:
     row = session.get(Certificate, certificate_id)
-    if row is None or not _visible(session, agency_id, row):
+    if row is None or not feed.may_see(feed.roles(session, agency_id), agency_id, row):
         raise GreenlaneError(f"no certificate {certificate_id}", code="certificate.not-found")
     return row
 
@@ -364,13 +358,14 @@ async def list_certificates(
                 query = query.where(Certificate.status == status)
             if number:
                 query = query.where(Certificate.number == number)
+            held = feed.roles(session, agency_id)
             items: list[dict[str, Any]] = []
             # The cursor moves past rows the agency may not see too: a page of
             # nothing but others' certificates must not look like the end.
             last = after
             for row in session.scalars(query.limit(limit * 4)):
                 last = row.id
-                if _visible(session, agency_id, row):
+                if feed.may_see(held, agency_id, row):
                     items.append(certificates.view(row))
                     if len(items) == limit:
                         break
@@ -389,7 +384,7 @@ async def list_arrivals(
 ) -> dict[str, Any]:
     def look() -> dict[str, Any]:
         with ctx.reads() as session:
-            roles = _roles(session, agency_id)
+            roles = feed.roles(session, agency_id)
             query = select(InboxMessage).where(InboxMessage.id > after).order_by(InboxMessage.id)
             if quarantined is not None:
                 query = query.where(InboxMessage.quarantined == quarantined)
@@ -397,10 +392,7 @@ async def list_arrivals(
             last = after
             for row in session.scalars(query.limit(limit)):
                 last = row.id
-                veterinary = row.document_type in VETERINARY_TYPES
-                if Role.CUSTOMS in roles or (
-                    (Role.VETERINARY in roles) if veterinary else (Role.NPPO in roles)
-                ):
+                if certificates.in_field(roles, row.document_type):
                     arrival = _arrival(row)
                     document = session.get(StoredDocument, row.document_id)
                     if row.quarantined and document is not None:

@@ -88,15 +88,9 @@ def _target(request: Request) -> str:
 
 def calling_node(request: Request, ctx: Ctx, signature: Signature = "") -> str:
     """The partner node that signed this request (and, with TLS, holds the connection)."""
-
-    def check() -> str:
-        with ctx.reads() as session:
-            message = peers.verify_request(
-                ctx, session, signature, request.method, _target(request)
-            )
-        return message.sender
-
-    return _check_peer(ctx, request, check())
+    with ctx.reads() as session:
+        message = peers.verify_request(ctx, session, signature, request.method, _target(request))
+    return _check_peer(ctx, request, message.sender)
 
 
 def _check_peer(ctx: NodeContext, request: Request, node: str) -> str:
@@ -129,41 +123,56 @@ async def deliver_envelope(request: Request, ctx: Ctx, signature: Signature = ""
     line in the security log; a bad payload is stored in quarantine and
     receipted ``DeliveredWithWarnings`` or ``DeliveredNotReadable``.
     """
-    try:
-        peer = (
-            await run_in_threadpool(_tls_peer, ctx, request) if ctx.settings.tls_enabled else None
-        )
-        data = await read_body(request, ctx.settings.envelope_max_bytes, code="envelope.too-large")
-    except GreenlaneError as refused:
-        # Refused before inbound.receive sees it (no certificate, too large): logged here.
-        inbound.security_log.warning(
-            "envelope refused: code=%s tls_peer=%s client=%s reason=%s",
-            refused.code,
-            tls.peer_node(request.scope),
-            request.client.host if request.client else None,
-            refused,
-        )
-        ctx.metrics.refused.labels(refused.code).inc()
-        raise
-    try:
-        answer = await run_in_threadpool(
-            inbound.receive,
-            ctx,
-            data,
-            signature,
-            tls_peer=peer,
-            check_tls_peer=ctx.settings.tls_enabled,
-        )
-    except GreenlaneError as refused:
-        ctx.metrics.refused.labels(refused.code).inc()
-        raise
-    if not answer.duplicate:
-        ctx.metrics.received.labels(answer.tracking.value).inc()
+    peer, data = await _arrived(ctx, request, ctx.settings.envelope_max_bytes)
+    (answer,) = await _receive(ctx, [(data, signature)], peer)
+    if isinstance(answer, GreenlaneError):
+        raise answer
     return Response(
         answer.receipt,
         media_type=peers.RECEIPT_MEDIA_TYPE,
         headers={peers.SIGNATURE_HEADER: answer.token},
     )
+
+
+async def _arrived(ctx: NodeContext, request: Request, limit: int) -> tuple[str | None, bytes]:
+    """The TLS peer (with TLS on) and the body of a push, each refused with a security-log line."""
+    try:
+        peer = (
+            await run_in_threadpool(_tls_peer, ctx, request) if ctx.settings.tls_enabled else None
+        )
+        return peer, await read_body(request, limit, code="envelope.too-large")
+    except GreenlaneError as refused:
+        _refused_at_the_door(ctx, request, refused)
+        raise
+
+
+def _refused_at_the_door(ctx: NodeContext, request: Request, refused: GreenlaneError) -> None:
+    """Log a push refused before inbound.receive_many saw it (which logs its own refusals)."""
+    inbound.security_log.warning(
+        "envelope refused: code=%s tls_peer=%s client=%s reason=%s",
+        refused.code,
+        tls.peer_node(request.scope),
+        request.client.host if request.client else None,
+        refused,
+    )
+    ctx.metrics.refused.labels(refused.code).inc()
+
+
+async def _receive(
+    ctx: NodeContext, items: list[tuple[bytes, str]], peer: str | None
+) -> list[inbound.Answer | GreenlaneError]:
+    """Receive pushed envelopes and count what came of each."""
+    answers = await run_in_threadpool(
+        lambda: inbound.receive_many(
+            ctx, items, tls_peer=peer, check_tls_peer=ctx.settings.tls_enabled
+        )
+    )
+    for answer in answers:
+        if isinstance(answer, GreenlaneError):
+            ctx.metrics.refused.labels(answer.code).inc()
+        elif not answer.duplicate:
+            ctx.metrics.received.labels(answer.tracking.value).inc()
+    return answers
 
 
 MAX_BATCH = 100
@@ -185,38 +194,21 @@ async def deliver_envelopes(request: Request, ctx: Ctx) -> dict[str, Any]:
     batch cheaper than as many requests.
     """
     limit = ctx.settings.envelope_max_bytes * 2 + 64 * 1024
+    peer, data = await _arrived(ctx, request, limit)
     try:
-        peer = (
-            await run_in_threadpool(_tls_peer, ctx, request) if ctx.settings.tls_enabled else None
-        )
-        data = await read_body(request, limit, code="envelope.too-large")
         items = _batch_items(data)
     except GreenlaneError as refused:
-        inbound.security_log.warning(
-            "envelope batch refused: code=%s tls_peer=%s client=%s reason=%s",
-            refused.code,
-            tls.peer_node(request.scope),
-            request.client.host if request.client else None,
-            refused,
-        )
-        ctx.metrics.refused.labels(refused.code).inc()
+        _refused_at_the_door(ctx, request, refused)
         raise
-    answers = await run_in_threadpool(
-        lambda: inbound.receive_many(
-            ctx, items, tls_peer=peer, check_tls_peer=ctx.settings.tls_enabled
-        )
-    )
-    results: list[dict[str, Any]] = []
-    for answer in answers:
-        if isinstance(answer, GreenlaneError):
-            ctx.metrics.refused.labels(answer.code).inc()
-            results.append({"Error": {"code": answer.code, "message": answer.message}})
-            continue
-        if not answer.duplicate:
-            ctx.metrics.received.labels(answer.tracking.value).inc()
-        results.append(
-            {"Receipt": base64.b64encode(answer.receipt).decode("ascii"), "Signature": answer.token}
-        )
+    results: list[dict[str, Any]] = [
+        {"Error": {"code": answer.code, "message": answer.message}}
+        if isinstance(answer, GreenlaneError)
+        else {
+            "Receipt": base64.b64encode(answer.receipt).decode("ascii"),
+            "Signature": answer.token,
+        }
+        for answer in await _receive(ctx, items, peer)
+    ]
     return {"Results": results}
 
 

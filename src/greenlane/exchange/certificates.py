@@ -19,8 +19,22 @@ from sqlalchemy.orm import Session
 
 from greenlane.exchange.tracking import CertificateStatus, StatusMove, status_move
 from greenlane.store.models import Certificate, FeedEvent
+from greenlane.trust.keys import Role
 
 Direction = Literal["issued", "received"]
+
+VETERINARY_TYPES = frozenset({"852", "853"})
+"""Sanitary and veterinary certificate types; the other SPS types are phytosanitary."""
+
+
+def role_for(document_type: str) -> Role:
+    """The agency role that issues (and at the border, reads) a certificate type."""
+    return Role.VETERINARY if document_type in VETERINARY_TYPES else Role.NPPO
+
+
+def in_field(roles: frozenset[Role], document_type: str) -> bool:
+    """Whether an agency with ``roles`` deals with this type: customs deals with all."""
+    return Role.CUSTOMS in roles or role_for(document_type) in roles
 
 
 @dataclass(frozen=True, slots=True)

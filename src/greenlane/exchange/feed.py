@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from greenlane.exchange.inbound import VETERINARY_TYPES
+from greenlane.exchange.certificates import in_field
 from greenlane.store.models import Certificate, FeedEvent
 from greenlane.trust import registry
 from greenlane.trust.keys import Role
@@ -27,15 +27,11 @@ def roles(session: Session, agency_id: str) -> frozenset[Role]:
     return participant.roles if participant else frozenset()
 
 
-def may_see(session: Session, agency_id: str, certificate: Certificate) -> bool:
-    """Whether the agency may see this certificate (and the events about it)."""
+def may_see(roles: frozenset[Role], agency_id: str, certificate: Certificate) -> bool:
+    """Whether the agency (holding ``roles``) may see this certificate and the events about it."""
     if certificate.direction == "issued":
         return certificate.agency == agency_id
-    held = roles(session, agency_id)
-    if Role.CUSTOMS in held:
-        return True
-    veterinary = certificate.document_type in VETERINARY_TYPES
-    return (Role.VETERINARY in held) if veterinary else (Role.NPPO in held)
+    return in_field(roles, certificate.document_type)
 
 
 def event_body(event: FeedEvent) -> dict[str, Any]:
@@ -58,6 +54,7 @@ def events(
         .order_by(FeedEvent.id)
         .limit(limit)
     )
+    held = roles(session, agency_id)
     items: list[dict[str, Any]] = []
     last = after
     for event in rows:
@@ -65,7 +62,7 @@ def events(
         certificate = (
             session.get(Certificate, event.certificate_id) if event.certificate_id else None
         )
-        if certificate is not None and not may_see(session, agency_id, certificate):
+        if certificate is not None and not may_see(held, agency_id, certificate):
             continue
         items.append(event_body(event))
     return items, last

@@ -40,15 +40,12 @@ from greenlane.sps import amend
 from greenlane.store.documents import add_document
 from greenlane.store.models import InboxMessage
 from greenlane.trust import evidence
-from greenlane.trust.keys import Role
 from greenlane.trust.messages import record_message, sign_message
 from greenlane.trust.registry import DatabaseKeys
 from greenlane.trust.xmldsig import judge_trust, verify_parsed
 from greenlane.validation import validate_bytes
 
 security_log = logging.getLogger("greenlane.security")
-
-VETERINARY_TYPES = frozenset({"852", "853"})
 
 
 class PeerMismatch(GreenlaneError):
@@ -280,7 +277,7 @@ def judge_payload(
         if header != found:
             findings.append(_mismatch(what, header, found))
     check = verify_parsed(root)
-    role = Role.VETERINARY if envelope.document_type in VETERINARY_TYPES else Role.NPPO
+    role = certificates.role_for(envelope.document_type)
     decision = judge_trust(
         check,
         DatabaseKeys(session),

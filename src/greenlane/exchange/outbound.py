@@ -27,7 +27,6 @@ from greenlane.errors import GreenlaneError
 from greenlane.exchange import certificates
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.envelope import encode, make_envelope
-from greenlane.exchange.inbound import VETERINARY_TYPES
 from greenlane.exchange.tracking import CertificateStatus, TrackingState
 from greenlane.findings import Finding, has_errors
 from greenlane.safexml import parse_bytes
@@ -35,7 +34,7 @@ from greenlane.sps import amend
 from greenlane.store.documents import add_document
 from greenlane.store.models import Certificate, OutboxMessage, StoredDocument
 from greenlane.trust import evidence, registry
-from greenlane.trust.keys import Role, key_id
+from greenlane.trust.keys import key_id
 from greenlane.trust.registry import DatabaseKeys
 from greenlane.trust.xmldsig import judge_trust, sign_enveloped, verify_parsed
 from greenlane.validation import validate_bytes
@@ -64,10 +63,6 @@ class Issued:
     findings: list[Finding] = field(default_factory=list)
 
 
-def _role(document_type: str) -> Role:
-    return Role.VETERINARY if document_type in VETERINARY_TYPES else Role.NPPO
-
-
 def _agency_of_ours(session: Session, ctx: NodeContext, agency: str) -> registry.Participant:
     participant = registry.participant(session, agency)
     if participant is None or participant.country != ctx.country:
@@ -83,7 +78,7 @@ def _may_issue(participant: registry.Participant, type_code: str) -> None:
     The receiving node would quarantine it (its signer lacks the role), so it is
     refused here, before anything is signed or sent.
     """
-    role = _role(type_code)
+    role = certificates.role_for(type_code)
     if role not in participant.roles:
         held = ", ".join(sorted(participant.roles)) or "none"
         raise GreenlaneError(
@@ -99,7 +94,7 @@ def _signed_by(
     """The document signed by ``agency``: by us now, or its own signature checked."""
     if not facts.signed:
         return sign_enveloped(raw, ctx.signer(session, agency))
-    role = _role(facts.type_code or "")
+    role = certificates.role_for(facts.type_code or "")
     check = verify_parsed(parse_bytes(raw).root)
     decision = judge_trust(
         check, DatabaseKeys(session), recorded_at=ctx.clock(), export_country=ctx.country, role=role
@@ -187,8 +182,8 @@ def submit(session: Session, ctx: NodeContext, *, agency: str, raw: bytes) -> Is
 def _unsigned_equal(stored: bytes, raw: bytes) -> bool:
     """True when ``raw`` is the stored certificate before we signed it."""
     try:
-        return amend.with_status(stored, "70") == amend.with_status(raw, "70")
-    except (amend.AmendError, GreenlaneError):
+        return amend.without_signature(stored) == amend.without_signature(raw)
+    except GreenlaneError:
         return False
 
 
@@ -234,7 +229,7 @@ def replace(
     old = _own(session, ctx, agency, certificate_id)
     old_document = session.get(StoredDocument, old.document_id)
     assert old_document is not None
-    old_facts, _ = _checked(ctx, old_document.raw)
+    old_facts = amend.facts(parse_bytes(old_document.raw).root)  # checked when issued
     new_facts, _ = _checked(ctx, raw)
     _may_issue(participant, new_facts.type_code or "")
     if new_facts.number == old.number:

@@ -127,6 +127,11 @@ def _bytes(document: XmlDocument) -> bytes:
     return etree.tostring(document.root.getroottree(), xml_declaration=True, encoding="UTF-8")
 
 
+def without_signature(data: bytes) -> bytes:
+    """The certificate in ``data`` with its enveloped signature taken out, re-serialised."""
+    return _bytes(_unsigned(data))
+
+
 def with_status(data: bytes, status: str) -> bytes:
     """The certificate in ``data`` with StatusCode ``status`` and no signature (to be re-signed)."""
     document = _unsigned(data)
