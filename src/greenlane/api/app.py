@@ -1,8 +1,10 @@
 """The node's ASGI app: both APIs, health, metrics and OpenAPI docs, with its background loops.
 
-``create_app(ctx)`` serves one node. Its lifespan starts the push delivery
-worker, and the pull poller when the corridor file says this node pulls;
-tests that drive the loops by hand pass ``background=False``.
+``create_app(ctx)`` serves one node. Its lifespan starts the background
+loops (push delivery, registry sync, checkpoints, webhooks, and the pull
+poller when the corridor file says this node pulls) in the one server
+process that holds the loops' lock; tests that drive the loops by hand pass
+``background=False``.
 """
 
 from __future__ import annotations
@@ -77,10 +79,9 @@ def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
             loops.append(Worker(ctx).start())
             loops.append(RegistrySync(ctx).start())
             loops.append(CheckpointExchange(ctx).start())
+            loops.append(WebhookWorker(ctx).start())
             if ctx.entry.delivery == "pull":
                 loops.append(Poller(ctx).start())
-            for hook in app.state.background_hooks:
-                loops.append(hook(ctx).start())
         try:
             yield
         finally:
@@ -96,7 +97,6 @@ def create_app(ctx: NodeContext, *, background: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = ctx
-    app.state.background_hooks = [WebhookWorker]
     ctx.metrics.watch_queue(lambda: pending_count(ctx))
     errors.install(app)
     app.include_router(node.router)

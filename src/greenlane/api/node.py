@@ -22,7 +22,7 @@ from sqlalchemy import select
 from greenlane.api import tls
 from greenlane.api.body import read_body
 from greenlane.errors import GreenlaneError
-from greenlane.exchange import checkpoints, inbound, peers, pull
+from greenlane.exchange import checkpoints, delivery, inbound, peers, pull
 from greenlane.exchange.context import NodeContext
 from greenlane.exchange.tracking import TrackingState
 from greenlane.store.models import InboxMessage, RegistryUpdate
@@ -256,22 +256,10 @@ async def acknowledge_envelope(
     node the envelope was for (and, with TLS, the connection's node).
     """
     data = await read_body(request, MAX_RECEIPT_BYTES, code="receipt.malformed")
-    receiver = await run_in_threadpool(_receiver_of, ctx, message_id)
+    outbox_id, receiver = await run_in_threadpool(pull.addressee, ctx, message_id)
     await run_in_threadpool(_check_peer, ctx, request, receiver)
-    outcome = await run_in_threadpool(pull.acknowledge, ctx, receiver, message_id, data, signature)
+    outcome = await run_in_threadpool(delivery.accept_receipt, ctx, outbox_id, data, signature)
     return {"MessageId": message_id, "HUBTrackingInfo": outcome.state.value}
-
-
-def _receiver_of(ctx: NodeContext, message_id: str) -> str:
-    from greenlane.store.models import OutboxMessage
-
-    with ctx.reads() as session:
-        receiver = session.scalar(
-            select(OutboxMessage.receiver_node).where(OutboxMessage.message_id == message_id)
-        )
-    if receiver is None:
-        raise GreenlaneError(f"no envelope {message_id}", code="delivery.not-found")
-    return receiver
 
 
 @router.get("/envelopes/{message_id}/tracking", summary="Tracking state of an envelope sent here")

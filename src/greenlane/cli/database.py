@@ -10,14 +10,14 @@ from greenlane.errors import GreenlaneError
 from greenlane.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
 
-@contextmanager
-def transaction(settings: Settings) -> Iterator[Session]:
-    """A session on the configured database, which must be at the newest migration."""
+def migrated_engine(settings: Settings) -> Engine:
+    """An engine on the configured database, which must be at the newest migration."""
     from greenlane.store import migrate
-    from greenlane.store.engine import engine_from_settings, session_factory
+    from greenlane.store.engine import engine_from_settings
 
     engine = engine_from_settings(settings)
     current, head = migrate.current_revision(engine), migrate.head_revision()
@@ -27,5 +27,13 @@ def transaction(settings: Settings) -> Iterator[Session]:
             "run `greenlane db upgrade`",
             code="db.not-migrated",
         )
-    with session_factory(engine)() as session, session.begin():
+    return engine
+
+
+@contextmanager
+def transaction(settings: Settings) -> Iterator[Session]:
+    """A session on the configured database, which must be at the newest migration."""
+    from greenlane.store.engine import session_factory
+
+    with session_factory(migrated_engine(settings))() as session, session.begin():
         yield session

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from greenlane.cli.console import err, out, print_json, warn_loudly
-from greenlane.cli.database import transaction
+from greenlane.cli.database import migrated_engine, transaction
 from greenlane.errors import ConfigurationError
 from greenlane.settings import SETTINGS_FILE_ENV, Settings, load_settings
 
@@ -65,6 +65,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the node: both APIs, the delivery worker, the pull poller, /docs, /health, /metrics."""
+    import httpx
     import uvicorn
 
     from greenlane.api.app import create_app
@@ -72,8 +73,6 @@ def serve(
     from greenlane.corridor.agreement import load_corridor
     from greenlane.exchange.context import build_context, resolve_node
     from greenlane.exchange.tls_files import corridor_roots, node_tls_files
-    from greenlane.store import migrate
-    from greenlane.store.engine import engine_from_settings
 
     settings: Settings = ctx.obj
     corridor_file = config or settings.corridor_file
@@ -86,17 +85,8 @@ def serve(
     node_id = resolve_node(corridor, node or settings.node_id or "")
     settings = node_settings(settings, corridor_file, node_id)
     warn_loudly(settings)
-    engine = engine_from_settings(settings)
-    current, head = migrate.current_revision(engine), migrate.head_revision()
-    if current != head:
-        raise ConfigurationError(
-            f"the database is at revision {current}, the code at {head}: "
-            "run `greenlane db upgrade`",
-            code="db.not-migrated",
-        )
-    node_ctx = build_context(settings, corridor, node_id, engine=engine)
-    endpoint_port = node_ctx.entry.endpoint.rsplit(":", 1)[-1].split("/")[0]
-    listen = port if port is not None else int(endpoint_port) if endpoint_port.isdigit() else 8400
+    node_ctx = build_context(settings, corridor, node_id, engine=migrated_engine(settings))
+    listen = port if port is not None else httpx.URL(node_ctx.entry.endpoint).port or 8400
     tls: dict[str, object] = {}
     scheme = "http"
     if settings.tls_enabled:

@@ -2,7 +2,8 @@
 
 The sending node keeps the envelope in its outbox (mode ``pull``) and answers
 the receiving node's signed requests: list what is pending for you, fetch one
-(signed afresh, like a push attempt), take my receipt. The receiving node's
+(signed afresh, like a push attempt), take my receipt (:func:`addressee`, then
+:func:`greenlane.exchange.delivery.accept_receipt`). The receiving node's
 :class:`Poller` runs that loop and feeds each envelope through the same
 :func:`greenlane.exchange.inbound.receive` as a push, so both modes store,
 judge and receipt identically; the hub's acknowledgements (plain, with
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from greenlane.errors import GreenlaneError
 from greenlane.exchange import delivery, inbound, peers
@@ -37,62 +38,58 @@ LIST_LIMIT = 100
 
 def pending_for(ctx: NodeContext, node: str, limit: int = 100) -> list[dict[str, Any]]:
     """The envelopes waiting for ``node``, oldest first, as the hub lists them."""
-    with ctx.reads() as session:
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.receiver_node == node,
-                OutboxMessage.state == delivery.PENDING,
-            )
+    columns = {
+        "MessageId": OutboxMessage.message_id,
+        "CertificateType": OutboxMessage.document_type,
+        "CertificateStatus": OutboxMessage.document_status,
+        "NPPOCertificateNumber": OutboxMessage.document_number,
+        "EnvelopeSHA256": OutboxMessage.envelope_sha256,
+        "HUBTrackingInfo": OutboxMessage.state,
+    }
+    with ctx.reads() as session:  # the header fields only, not the envelopes themselves
+        rows = session.execute(
+            select(*columns.values())
+            .where(OutboxMessage.receiver_node == node, OutboxMessage.state == delivery.PENDING)
             .order_by(OutboxMessage.id)
             .limit(min(max(1, limit), MAX_LIST))
         )
-        return [
-            {
-                "MessageId": row.message_id,
-                "CertificateType": row.document_type,
-                "CertificateStatus": row.document_status,
-                "NPPOCertificateNumber": row.document_number,
-                "EnvelopeSHA256": row.envelope_sha256,
-                "HUBTrackingInfo": row.state,
-            }
-            for row in rows
-        ]
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def _for(ctx: NodeContext, node: str, message_id: str) -> OutboxMessage:
+def addressee(ctx: NodeContext, message_id: str) -> tuple[int, str]:
+    """(outbox id, receiving node) of an envelope we hold; ``delivery.not-found`` if none."""
     with ctx.reads() as session:
-        row = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
-    if row is None or row.receiver_node != node:
-        raise GreenlaneError(f"no envelope {message_id} for {node}", code="delivery.not-found")
-    return row
+        found = session.execute(
+            select(OutboxMessage.id, OutboxMessage.receiver_node).where(
+                OutboxMessage.message_id == message_id
+            )
+        ).first()
+    if found is None:
+        raise GreenlaneError(f"no envelope {message_id}", code="delivery.not-found")
+    return int(found[0]), str(found[1])
 
 
 def fetch(ctx: NodeContext, node: str, message_id: str) -> tuple[bytes, str]:
     """One envelope for ``node`` and a fresh signature of it; each fetch is an attempt."""
-    row = _for(ctx, node, message_id)
+    with ctx.reads() as session:
+        row = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
+        signer = ctx.signer(session, ctx.node_id)
+    if row is None or row.receiver_node != node:
+        raise GreenlaneError(f"no envelope {message_id} for {node}", code="delivery.not-found")
     if row.state != delivery.PENDING and not TrackingState(row.state).is_delivered:
         raise GreenlaneError(f"envelope {message_id} is {row.state}", code="delivery.not-pending")
     now = ctx.clock()
     with ctx.sessions() as session, session.begin():
-        stored = session.get(OutboxMessage, row.id)
-        assert stored is not None
-        stored.attempts += 1
-        stored.last_attempt_at = now
-        signer = ctx.signer(session, ctx.node_id)
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(attempts=OutboxMessage.attempts + 1, last_attempt_at=now)
+        )
     ctx.metrics.attempts.labels("pull").inc()
     token = sign_message(
         signer, sender=ctx.node_id, message_id=row.message_id, body=row.envelope, attempt_at=now
     )
     return row.envelope, token
-
-
-def acknowledge(
-    ctx: NodeContext, node: str, message_id: str, receipt: bytes, token: str
-) -> delivery.Outcome:
-    """The receiving node's receipt for an envelope it fetched: verified, then recorded."""
-    row = _for(ctx, node, message_id)
-    return delivery.accept_receipt(ctx, row.id, receipt, token)
 
 
 # -- the receiving node's side --------------------------------------------------------------
