@@ -45,6 +45,7 @@ from sqlalchemy import Connection, select
 
 from greenlane import validation
 from greenlane.cli import demo_certificates
+from greenlane.cli.demo_nodes import node_environment, serve_command
 from greenlane.corridor.agreement import load_corridor
 from greenlane.corridor.scaffold import Scaffold, write_example
 from greenlane.errors import GreenlaneError
@@ -80,7 +81,6 @@ LATENCY_SECONDS = 10.0
 DRAIN_SECONDS = 30.0
 SUBMIT_TIMEOUT = 60.0
 START_SECONDS = 30.0
-PYTHON = sys.executable
 
 
 # --- the documents and envelopes --------------------------------------------------------------
@@ -207,24 +207,14 @@ class NodeProcess:
 def serve(corridor: Corridor, node: str, log: Path, workers: int = 1) -> Iterator[NodeProcess]:
     """``greenlane serve`` for ``node`` until the block ends; its output goes to ``log``."""
     url = _endpoint(corridor, node)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENLANE_")}
+    port = httpx.URL(url).port
+    assert port is not None
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "greenlane",
-                "serve",
-                "--config",
-                str(corridor.made.corridor_file),
-                "--node",
-                node,
-                "--workers",
-                str(workers),
-            ],
+            serve_command(corridor.made.corridor_file, node, port=port, workers=workers),
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=node_environment(),
         )
         try:
             _wait_healthy(url, process, log)

@@ -18,7 +18,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from greenlane.cli.demo_nodes import node_environment, serve_command
 from greenlane.corridor.scaffold import Scaffold
 
 from ..exchange.harness import certificate_xml
@@ -69,8 +69,7 @@ class NodeProcess:
         self.kills = 0
 
     def _environment(self) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("GREENLANE_")}
-        return {**base, **self.env}
+        return node_environment(**self.env)
 
     @property
     def log_file(self) -> Path:
@@ -85,18 +84,7 @@ class NodeProcess:
             log.write(f"\n--- start {self.starts + 1} ---\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "greenlane",
-                    "serve",
-                    "--config",
-                    str(self.made.corridor_file),
-                    "--node",
-                    self.node,
-                    "--port",
-                    str(self.port),
-                ],
+                serve_command(self.made.corridor_file, self.node, port=self.port),
                 env=self._environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

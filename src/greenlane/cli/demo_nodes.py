@@ -84,15 +84,29 @@ def check_ports(ports: tuple[int, int]) -> None:
         )
 
 
-def _child_environment(settings_file: Path) -> dict[str, str]:
-    """The demo's environment without GREENLANE_* (which would override the node's own
-    settings file, e.g. one database for both), pointing at the node's settings."""
+def node_environment(**settings: str) -> dict[str, str]:
+    """This process's environment for a node process, without its GREENLANE_* variables
+    (they would override the node's own settings file), plus ``settings``."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GREENLANE_")}
-    environment["GREENLANE_SETTINGS_FILE"] = str(settings_file)
-    environment["PYTHONUNBUFFERED"] = "1"
-    # A demo day lasts seconds: have each node's log countersigned by the other every second.
-    environment["GREENLANE_CHECKPOINT_SECONDS"] = "1"
-    return environment
+    return {**environment, "PYTHONUNBUFFERED": "1", **settings}
+
+
+def serve_command(corridor_file: Path, node: str, *, port: int, workers: int = 1) -> list[str]:
+    """The command line that runs ``node`` of a corridor as a process on ``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "greenlane",
+        "serve",
+        "--config",
+        str(corridor_file),
+        "--node",
+        node,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
@@ -108,20 +122,13 @@ def start(made: Scaffold, node: str, port: int) -> NodeProcess:
     folder = made.nodes[node]
     with (folder / "serve.log").open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "greenlane",
-                "serve",
-                "--config",
-                str(made.corridor_file),
-                "--node",
-                node,
-                "--port",
-                str(port),
-            ],
+            serve_command(made.corridor_file, node, port=port),
             cwd=folder,
-            env=_child_environment(folder / "settings.toml"),
+            env=node_environment(
+                GREENLANE_SETTINGS_FILE=str(folder / "settings.toml"),
+                # A demo day lasts seconds: each log countersigned by the other every second.
+                GREENLANE_CHECKPOINT_SECONDS="1",
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -108,12 +108,7 @@ def receive_many(
                 _refused(refused, data, tls_peer)
                 results.append(refused)
     checked = [r for r in results if isinstance(r, Checked)]
-    if checked:
-        stored = _store_all(ctx, checked, now)
-        for item, outcome in zip(checked, stored, strict=True):
-            if isinstance(outcome, GreenlaneError):
-                _refused(outcome, item.data, tls_peer)
-            item.outcome = outcome
+    stored = iter(_store_all(ctx, checked, now) if checked else [])
     with ctx.reads() as session:
         signer = ctx.signer(session, ctx.node_id)
     answers: list[Answer | GreenlaneError] = []
@@ -121,24 +116,20 @@ def receive_many(
         if not isinstance(result, Checked):
             answers.append(result)
             continue
-        done = result.outcome
-        if done is None or isinstance(done, GreenlaneError):
-            answers.append(done or GreenlaneError("not stored", code="internal"))
+        done = next(stored)
+        if isinstance(done, GreenlaneError):  # a replay or a reused id: refused at storing
+            _refused(done, result.data, tls_peer)
+            answers.append(done)
             continue
+        token = sign_message(
+            signer,
+            sender=ctx.node_id,
+            message_id=receipt_message_id(result.opened.envelope.message_id),
+            body=done.receipt,
+            attempt_at=ctx.clock(),
+        )
         answers.append(
-            Answer(
-                receipt=done.receipt,
-                token=sign_message(
-                    signer,
-                    sender=ctx.node_id,
-                    message_id=receipt_message_id(result.opened.envelope.message_id),
-                    body=done.receipt,
-                    attempt_at=ctx.clock(),
-                ),
-                tracking=done.tracking,
-                delivery_number=done.delivery_number,
-                duplicate=done.duplicate,
-            )
+            Answer(done.receipt, token, done.tracking, done.delivery_number, done.duplicate)
         )
     return answers
 
@@ -172,7 +163,6 @@ class Checked:
     readable: bool
     findings: list[Finding]
     facts: amend.CertificateFacts | None
-    outcome: Stored | GreenlaneError | None = None
 
 
 def _check(
